@@ -1,0 +1,68 @@
+"""toymanifold: denoising as projection, DDIM as gradient descent on the distance function.
+
+Exact toy manifolds with projection oracles, closed-form ideal denoisers, trained
+denoisers, σ-space samplers and the analysis of Permenter & Yuan (ICML 2024).
+The mathematics is in THEORY.md; the public names in DESIGN.md.
+"""
+
+from . import datasets, schedules
+from .denoisers import (
+    Denoiser,
+    MLPDenoiser,
+    PerturbedProjectionDenoiser,
+    ProjectionDenoiser,
+    ideal_denoiser,
+    train_denoiser,
+)
+from .manifolds import (
+    AffineSubspace,
+    Circle,
+    Embedded,
+    FiniteSet,
+    Manifold,
+    Sphere,
+    Spiral,
+    SwissRoll,
+    Torus,
+)
+from .samplers import Trajectory, ddim, ddpm, dpmpp_2m, gradient_estimation, heun, sample
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # images needs the optional `images` extra (diffusers) for part of its API, and
+    # testing imports hypothesis strategies: load both on first use.
+    if name in ("images", "testing"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'toymanifold' has no attribute {name!r}")
+
+
+__all__ = [
+    "AffineSubspace",
+    "Circle",
+    "Denoiser",
+    "Embedded",
+    "FiniteSet",
+    "MLPDenoiser",
+    "Manifold",
+    "PerturbedProjectionDenoiser",
+    "ProjectionDenoiser",
+    "Sphere",
+    "Spiral",
+    "SwissRoll",
+    "Torus",
+    "Trajectory",
+    "datasets",
+    "ddim",
+    "ddpm",
+    "dpmpp_2m",
+    "gradient_estimation",
+    "heun",
+    "ideal_denoiser",
+    "sample",
+    "schedules",
+    "train_denoiser",
+]

@@ -1,0 +1,175 @@
+"""Input validation at the public boundary.
+
+Every public function converts its inputs with these helpers, so that bad input
+raises a ``ValueError``/``TypeError`` that names the argument, the expected and the
+received value (DESIGN.md, Conventions).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "as_points",
+    "as_tensor",
+    "check_eta",
+    "check_int",
+    "check_nonnegative",
+    "check_nu",
+    "check_positive",
+    "check_sigma",
+    "make_generator",
+]
+
+
+def as_tensor(
+    value: Any,
+    name: str,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    allow_nonfinite: bool = False,
+) -> torch.Tensor:
+    """Convert ``value`` (tensor, NumPy array, nested list) to a floating tensor.
+
+    NumPy arrays, lists and integer tensors become float64 (geometry's default);
+    floating tensors keep their dtype unless ``dtype`` is given.
+    """
+    if isinstance(value, torch.Tensor):
+        t = value
+    elif isinstance(value, (np.ndarray, list, tuple, numbers.Real)):
+        try:
+            t = torch.as_tensor(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be numeric array-like, got {type(value).__name__}") from exc
+    else:
+        raise TypeError(f"{name} must be a torch.Tensor or NumPy array, got {type(value).__name__}")
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got dtype {t.dtype}")
+    if dtype is not None:
+        t = t.to(dtype)
+    elif not t.is_floating_point():
+        t = t.to(torch.float64)
+    if device is not None:
+        t = t.to(device)
+    if not allow_nonfinite and t.numel() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    return t
+
+
+def as_points(
+    value: Any,
+    name: str,
+    dim: int | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    allow_empty: bool = True,
+) -> torch.Tensor:
+    """Validate a batch of points of shape ``(B, dim)``."""
+    t = as_tensor(value, name, dtype=dtype)
+    if t.ndim != 2:
+        expected = f"(B, {dim})" if dim is not None else "(B, n)"
+        raise ValueError(f"{name} must be a 2-D array of shape {expected}, got shape {tuple(t.shape)}")
+    if dim is not None and t.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (B, {dim}), got shape {tuple(t.shape)}")
+    if not allow_empty and t.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one point, got shape {tuple(t.shape)}")
+    return t
+
+
+def _real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        elif isinstance(value, np.ndarray) and value.size == 1:
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A finite real number ``> 0``."""
+    v = _real(value, name)
+    if v <= 0:
+        raise ValueError(f"{name} must be > 0, got {v}")
+    return v
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    """A finite real number ``>= 0``."""
+    v = _real(value, name)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def check_int(value: Any, name: str, minimum: int = 0) -> int:
+    """An integer ``>= minimum`` (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    v = int(value)
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def check_eta(value: Any, name: str = "eta") -> float:
+    """Relative projection error η ∈ [0, 1) (THEORY §2)."""
+    v = _real(value, name)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {v}")
+    return v
+
+
+def check_nu(value: Any, name: str = "nu") -> float:
+    """Admissibility constant ν ≥ 1 (THEORY §2)."""
+    v = _real(value, name)
+    if v < 1.0:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return v
+
+
+def check_sigma(sigma: Any, x: torch.Tensor, name: str = "sigma") -> torch.Tensor:
+    """Noise level(s) at which a model is evaluated, broadcast against ``x``.
+
+    ``sigma`` is a float or a ``(B,)`` tensor; every entry must be finite and ``> 0``.
+    Returns a tensor of shape ``(B, 1, ..., 1)`` on ``x``'s device and dtype.
+    """
+    if isinstance(sigma, (numbers.Real, np.floating)) and not isinstance(sigma, bool):
+        v = float(sigma)
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be finite and > 0, got {v}")
+        return torch.full((x.shape[0],) + (1,) * (x.ndim - 1), v, dtype=x.dtype, device=x.device)
+    s = as_tensor(sigma, name, allow_nonfinite=True)
+    if s.ndim == 0:
+        s = s.expand(x.shape[0])
+    if s.ndim != 1 or s.shape[0] != x.shape[0]:
+        raise ValueError(f"{name} must be a float or a tensor of shape ({x.shape[0]},), got shape {tuple(s.shape)}")
+    if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
+        raise ValueError(f"{name} must be finite and > 0 everywhere, got min {s.min().item()}")
+    if s.device != x.device:
+        raise ValueError(f"{name} is on device {s.device} but x is on {x.device}")
+    return s.to(x.dtype).reshape((x.shape[0],) + (1,) * (x.ndim - 1))
+
+
+def make_generator(generator: torch.Generator | int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` from a generator, an integer seed or ``None`` (fresh, seed 0 is *not* assumed)."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    g = torch.Generator(device=device)
+    if generator is None:
+        g.seed()
+    elif isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        g.manual_seed(int(generator))
+    else:
+        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
+    return g

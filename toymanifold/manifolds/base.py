@@ -1,0 +1,100 @@
+"""The common interface of every data set ``K`` with an exact projection oracle (THEORY §1)."""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import torch
+
+from .._validation import as_points, check_int, make_generator
+
+__all__ = ["Manifold"]
+
+
+class Manifold(abc.ABC):
+    """A closed set ``K ⊂ R^n`` with exact distance function and nearest points.
+
+    Subclasses set ``ambient_dim`` (n) and ``intrinsic_dim`` (d) and implement the
+    private hooks ``_sample``, ``_project`` and ``_tangent_basis``; the public methods
+    validate their inputs (DESIGN.md, Conventions) and keep the input's dtype and
+    device for floating tensors (NumPy input becomes float64).
+
+    THEORY §1: ``dist_K(x) = min_{y∈K} ‖x − y‖`` and ``proj_K(x)`` attains it. Off the
+    medial axis the nearest point is unique; on it, ``project`` returns one valid
+    nearest point (never NaN).
+    """
+
+    ambient_dim: int
+    intrinsic_dim: int
+
+    # -- public API ---------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def reach(self) -> float:
+        """Reach of ``K`` (``math.inf`` for affine subspaces)."""
+
+    def sample(
+        self,
+        num: int,
+        generator: torch.Generator | int | None = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """Draw ``num`` points of the data distribution ``p`` on ``K``; shape ``(num, n)``.
+
+        Randomness comes only from ``generator`` (a CPU ``torch.Generator`` or an int
+        seed), so the same seed gives the same points on every device.
+        """
+        num = check_int(num, "num", minimum=0)
+        g = make_generator(generator)
+        out = self._sample(num, g)
+        return out.to(dtype=dtype, device=device)
+
+    def project(self, x) -> torch.Tensor:
+        """A nearest point ``proj_K(x)`` of every row of ``x``; shape ``(B, n)``."""
+        x = as_points(x, "x", self.ambient_dim)
+        return self._project(x)
+
+    def distance(self, x) -> torch.Tensor:
+        """``dist_K(x)`` of every row of ``x``; shape ``(B,)``."""
+        x = as_points(x, "x", self.ambient_dim)
+        return self._distance(x)
+
+    def project_with_distance(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(proj_K(x), dist_K(x))`` in one pass (the oracle call analysis code uses)."""
+        x = as_points(x, "x", self.ambient_dim)
+        return self._project_with_distance(x)
+
+    def tangent_basis(self, p) -> torch.Tensor:
+        """Orthonormal rows spanning the tangent space at points ``p`` on ``K``; ``(B, d, n)``."""
+        p = as_points(p, "p", self.ambient_dim)
+        return self._tangent_basis(p)
+
+    # -- hooks --------------------------------------------------------------------
+    @abc.abstractmethod
+    def _sample(self, num: int, generator: torch.Generator) -> torch.Tensor:
+        """``(num, n)`` float64 samples on the CPU."""
+
+    @abc.abstractmethod
+    def _project(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def _distance(self, x: torch.Tensor) -> torch.Tensor:
+        return self._project_with_distance(x)[1]
+
+    def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self._project(x)
+        return p, torch.linalg.vector_norm(x - p, dim=-1)
+
+    @abc.abstractmethod
+    def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor: ...
+
+    # -- conveniences ---------------------------------------------------------------
+    @property
+    def diameter_bound(self) -> float:
+        """A radius ``R`` with ``K ⊂ B(0, R)`` (THEORY §3, Corollary 3); ``inf`` if unbounded."""
+        return math.inf
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n={self.ambient_dim}, d={self.intrinsic_dim})"
