@@ -22,3 +22,8 @@ settings.register_profile("explore", deadline=None, max_examples=500, suppress_h
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_default_dtype(torch.float32)
+
+# One intra-op thread per test process: pytest-xdist already runs one worker per core,
+# and with more threads than free cores OpenMP's barrier turns a microsecond matrix
+# product into tens of milliseconds.
+torch.set_num_threads(1)

@@ -25,7 +25,7 @@ from .manifolds import (
     SwissRoll,
     Torus,
 )
-from .samplers import Trajectory, ddim, ddpm, dpmpp_2m, gradient_estimation, heun, sample
+from .samplers import StepInfo, Trajectory, ddim, ddpm, dpmpp_2m, gradient_estimation, heun, nfe, sample
 
 __version__ = "0.1.0"
 
@@ -52,6 +52,7 @@ __all__ = [
     "ProjectionDenoiser",
     "Sphere",
     "Spiral",
+    "StepInfo",
     "SwissRoll",
     "Torus",
     "Trajectory",
@@ -62,6 +63,7 @@ __all__ = [
     "gradient_estimation",
     "heun",
     "ideal_denoiser",
+    "nfe",
     "sample",
     "schedules",
     "train_denoiser",

@@ -1,0 +1,567 @@
+"""σ-space samplers: one loop for DDIM, DDPM and gradient estimation, plus peers.
+
+The sampler knows nothing of manifolds: it sees a denoiser ``ε_θ(x, σ)`` and a
+schedule ``σ_N > … > σ_0 ≥ 0`` (DESIGN.md, data flow). The update is THEORY §5:
+
+- ``ε̄_t = ε_t`` on the first step, else ``ε̄_t = γ ε_t + (1 − γ) ε_{t+1}``;
+- ``σ' = (σ_{t−1} / σ_t^μ)^{1/(1−μ)}``, ``ζ = √(σ_{t−1}² − σ'²)``;
+- ``x_{t−1} = x_t − (σ_t − σ') ε̄_t + ζ ξ``, ``ξ ~ N(0, I)``.
+
+DDIM is ``γ = 1, μ = 0`` (gradient descent on ``½ dist_K²``, THEORY §3), DDPM is
+``γ = 1, μ = ½`` (ancestral sampling with the exact Gaussian posterior variance) and
+gradient estimation (GE) is ``γ = 2, μ = 0``. All three make exactly ``N`` model
+evaluations for ``N + 1`` sigmas; a final ``σ_0 = 0`` costs no evaluation and returns
+``x_1 − σ_1 ε̄_1``.
+
+The peers ``heun`` (EDM's second-order Heun, Euler on a last step to 0) and
+``dpmpp_2m`` (DPM-Solver++(2M), as k-diffusion's ``sample_dpmpp_2m``) share the
+calling convention. Their cost differs: use :func:`nfe` to compare at equal cost.
+
+Conventions for every sampler here:
+
+- ``denoiser(x, float(sigma))`` is called with a Python float, so any callable works
+  and no device synchronisation happens inside the loop.
+- ``x`` keeps its dtype and device; the loop never moves data between devices. The
+  only cross-device copy is the noise ``ξ`` of a stochastic sampler, drawn on the
+  generator's device (CPU by default) and then moved to ``x``'s device, so that the
+  same seed gives the same numbers on CPU and CUDA.
+- Sampling runs under ``torch.no_grad()`` (like k-diffusion and smalldiffusion):
+  a 50-step run of a network would otherwise keep 50 autograd graphs alive.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._validation import as_tensor, make_generator
+
+__all__ = [
+    "StepInfo",
+    "Trajectory",
+    "ddim",
+    "ddpm",
+    "dpmpp_2m",
+    "gradient_estimation",
+    "heun",
+    "nfe",
+    "sample",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class StepInfo:
+    """What ``callback(info)`` receives once per step (THEORY §5 notation).
+
+    ``i`` is the step index (0 for the first step, at ``sigmas[0] = σ_N``); ``sigma``
+    and ``sigma_next`` are ``σ_t`` and ``σ_{t−1}`` as Python floats; ``x`` is the
+    iterate ``x_t`` at ``sigma``; ``eps`` the model output ``ε_t = ε_θ(x_t, σ_t)``;
+    ``eps_bar`` the direction the step uses (``ε̄_t``; for the peers, the effective
+    direction with ``x_{t−1} = x_t − (σ_t − σ_{t−1}) ε̄_t``); ``x0_hat`` the raw
+    model's denoised estimate ``x_t − σ_t ε_t`` (THEORY §1). Item access
+    (``info["eps"]``) works too, for k-diffusion-style callbacks.
+    """
+
+    i: int
+    sigma: float
+    sigma_next: float
+    x: torch.Tensor
+    eps: torch.Tensor
+    eps_bar: torch.Tensor
+    x0_hat: torch.Tensor
+
+    def __getitem__(self, key: str) -> Any:
+        if not isinstance(key, str) or key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self):
+        return self.__dataclass_fields__.keys()
+
+
+@dataclass(eq=False)
+class Trajectory:
+    """A whole sampler run, for analysis and figures.
+
+    Attributes
+    ----------
+    xs : (N + 1, B, *shape)
+        ``xs[0]`` is the start ``x_N``, ``xs[i]`` the iterate at ``sigmas[i]``;
+        ``xs[N]`` is the sampler's output.
+    eps : (N, B, *shape)
+        Model output ``ε_θ(xs[i], sigmas[i])``.
+    eps_bar : (N, B, *shape)
+        The direction of step ``i``: THEORY §5's ``ε̄`` for :func:`sample`; for the
+        peers the effective direction, ``xs[i+1] = xs[i] − (sigmas[i] − sigmas[i+1]) eps_bar[i]``.
+    x0_hats : (N, B, *shape)
+        ``xs[i] − sigmas[i] · eps[i]``, the raw model's denoised estimate (THEORY §1;
+        Lemma 1's ``e_t`` is its distance to the nearest point).
+    sigmas : (N + 1,) float64 on the CPU
+        The schedule.
+    nfe : int
+        Number of model evaluations the run made.
+    """
+
+    xs: torch.Tensor
+    eps: torch.Tensor
+    eps_bar: torch.Tensor
+    x0_hats: torch.Tensor
+    sigmas: torch.Tensor
+    nfe: int
+
+    @property
+    def final(self) -> torch.Tensor:
+        """The sampler's output ``xs[-1]``."""
+        return self.xs[-1]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_sigmas(sigmas: Any) -> tuple[torch.Tensor, list[float]]:
+    """A schedule as a float64 CPU tensor and a list of Python floats.
+
+    Strictly decreasing, finite, non-negative, at least two entries (one step).
+    """
+    if isinstance(sigmas, torch.Tensor):
+        # The schedule is metadata, not data: reading it to the CPU once is the only
+        # device synchronisation a sampler makes.
+        s = sigmas.detach().to(device="cpu", dtype=torch.float64)
+    elif isinstance(sigmas, (np.ndarray, list, tuple)):
+        try:
+            s = torch.as_tensor(np.asarray(sigmas, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"sigmas must be a 1-D array of numbers, got {type(sigmas).__name__}") from exc
+    else:
+        raise TypeError(f"sigmas must be a 1-D tensor, array or list, got {type(sigmas).__name__}")
+    if s.ndim != 1:
+        raise ValueError(f"sigmas must be 1-D, got shape {tuple(s.shape)}")
+    if s.shape[0] < 2:
+        raise ValueError(f"sigmas must have at least 2 entries (one step), got {s.shape[0]}")
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError(f"sigmas must be finite, got {s.tolist()}")
+    if bool((s < 0).any()):
+        raise ValueError(f"sigmas must be >= 0, got minimum {s.min().item()}")
+    if not bool((s[1:] < s[:-1]).all()):
+        k = int(torch.nonzero(s[1:] >= s[:-1])[0, 0])
+        raise ValueError(
+            f"sigmas must be strictly decreasing, got sigmas[{k}] = {s[k].item()} "
+            f"<= sigmas[{k + 1}] = {s[k + 1].item()}"
+        )
+    return s, s.tolist()
+
+
+def _check_x(x: Any, denoiser: Callable) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        t = x
+        if t.ndim < 2:
+            raise ValueError(f"x must have shape (B, *shape), got shape {tuple(t.shape)}")
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError("x must be finite, got NaN or inf values")
+    else:
+        t = as_tensor(x, "x")
+        if t.ndim < 2:
+            raise ValueError(f"x must have shape (B, *shape), got shape {tuple(t.shape)}")
+    if t.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample, got shape {tuple(t.shape)}")
+    # Fail before the first step when the model says what it expects: a Denoiser's
+    # ambient dimension, a module's parameter device.
+    ambient = getattr(denoiser, "ambient_dim", None)
+    if isinstance(ambient, numbers.Integral) and math.prod(t.shape[1:]) != ambient:
+        raise ValueError(f"x must flatten to (B, {ambient}) for this denoiser, got shape {tuple(t.shape)}")
+    if isinstance(denoiser, torch.nn.Module):
+        p = next(iter(denoiser.parameters()), None)
+        if p is not None and p.device != t.device:
+            raise ValueError(f"x is on device {t.device} but the denoiser's parameters are on {p.device}")
+    return t
+
+
+def _check_eps(eps: Any, x: torch.Tensor) -> torch.Tensor:
+    """First-step check of the model output: a tensor like ``x``."""
+    if not isinstance(eps, torch.Tensor):
+        raise TypeError(f"denoiser must return a torch.Tensor, got {type(eps).__name__}")
+    if eps.shape != x.shape:
+        raise ValueError(
+            f"denoiser returned shape {tuple(eps.shape)} for x of shape {tuple(x.shape)}; "
+            "x must have the batch and shape the denoiser expects"
+        )
+    if eps.device != x.device:
+        raise ValueError(f"denoiser returned a tensor on {eps.device} for x on {x.device}")
+    return eps
+
+
+def _check_gamma_mu(gamma: Any, mu: Any) -> tuple[float, float]:
+    for name, v in (("gamma", gamma), ("mu", mu)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name} must be finite, got {v}")
+    gamma, mu = float(gamma), float(mu)
+    if gamma <= 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
+    if not 0.0 <= mu < 1.0:
+        raise ValueError(f"mu must lie in [0, 1), got {mu}")
+    return gamma, mu
+
+
+def _check_generator(generator: Any) -> None:
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if isinstance(generator, bool) or not isinstance(generator, numbers.Integral):
+        raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
+
+
+def _noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    # Drawn on the generator's device, then moved: a CPU generator gives the same
+    # ξ whether x lives on the CPU or a GPU.
+    xi = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=gen.device)
+    return xi.to(x.device, non_blocking=True)
+
+
+def _finish(xs, eps, eps_bar, x0s, sigmas, n) -> Trajectory:
+    return Trajectory(
+        xs=torch.stack(xs),
+        eps=torch.stack(eps),
+        eps_bar=torch.stack(eps_bar),
+        x0_hats=torch.stack(x0s),
+        sigmas=sigmas,
+        nfe=n,
+    )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@torch.no_grad()
+def sample(
+    denoiser: Callable,
+    sigmas: Any,
+    x: Any,
+    *,
+    gamma: float = 1.0,
+    mu: float = 0.0,
+    generator: torch.Generator | int | None = None,
+    callback: Callable[[StepInfo], Any] | None = None,
+    return_trajectory: bool = False,
+):
+    """Run THEORY §5's sampler from ``x = x_N`` along ``sigmas``.
+
+    Parameters
+    ----------
+    denoiser : callable
+        ``denoiser(x, sigma) -> eps`` with ``sigma`` a Python float; returns a tensor
+        of ``x``'s shape on ``x``'s device (any ``tm.Denoiser``, a wrapped network, a
+        lambda).
+    sigmas : 1-D tensor, array or list, length ``N + 1``
+        ``σ_N > … > σ_0 ≥ 0``: strictly decreasing, finite, non-negative. ``σ_0 = 0``
+        makes the last step return ``x_1 − σ_1 ε̄_1`` without a model call.
+    x : tensor ``(B, *shape)``
+        The starting point ``x_N`` (typically ``σ_N ξ``). Floating point; its dtype
+        and device are kept.
+    gamma : float > 0
+        Extrapolation ``ε̄_t = γ ε_t + (1 − γ) ε_{t+1}`` (not applied on the first
+        step). 1 is DDIM/DDPM, 2 the paper's gradient estimation.
+    mu : float in [0, 1)
+        Stochasticity: 0 is deterministic (DDIM), ½ is DDPM's ancestral step.
+    generator : torch.Generator, int or None
+        Source of the noise ``ξ``, used only when ``mu > 0`` and ``ζ > 0``: one
+        ``randn(x.shape)`` per such step, drawn on the generator's device. An int is a
+        seed for a CPU generator; ``None`` with ``mu > 0`` draws from a fresh, randomly
+        seeded generator (not reproducible). Ignored when ``mu = 0``.
+    callback : callable, optional
+        Called after each model evaluation with a :class:`StepInfo`.
+    return_trajectory : bool
+        Return a :class:`Trajectory` instead of the final ``x``.
+
+    Returns
+    -------
+    torch.Tensor or Trajectory
+        ``x_0`` (shape, dtype and device of ``x``), or the whole run.
+
+    Notes
+    -----
+    Exactly ``N = len(sigmas) − 1`` model evaluations. With ``μ = 0`` the step is
+    ``x_{t−1} = x_t − (σ_t − σ_{t−1}) ε̄_t``; with ``γ = 1`` this is gradient descent
+    on ``½ dist_K²`` with step ``β_t = 1 − σ_{t−1}/σ_t`` when ``x̂0`` is the
+    projection (THEORY §3). With ``μ = ½``, ``σ' = σ_{t−1}²/σ_t`` and
+    ``ζ² = σ_{t−1}²(σ_t² − σ_{t−1}²)/σ_t²``: the mean and variance of the Gaussian
+    posterior ``q(x_{t−1} | x_t, x̂0)``.
+
+    Examples
+    --------
+    >>> import torch, toymanifold as tm
+    >>> sig = tm.schedules.loglinear(10.0, 0.01, 20)
+    >>> x = sig[0].item() * torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+    >>> out = tm.gradient_estimation(tm.ProjectionDenoiser(tm.Circle()), sig, x)
+    """
+    gamma, mu = _check_gamma_mu(gamma, mu)
+    _check_generator(generator)
+    s_tensor, s = _check_sigmas(sigmas)
+    x = _check_x(x, denoiser)
+    n_steps = len(s) - 1
+    gen = make_generator(generator) if mu > 0 else None
+    record = return_trajectory
+    want_info = callback is not None or record
+    if record:
+        xs, epss, ebars, x0s = [x], [], [], []
+
+    eps_prev = None
+    for i in range(n_steps):
+        sigma, sigma_next = s[i], s[i + 1]
+        eps = denoiser(x, sigma)
+        if i == 0:
+            eps = _check_eps(eps, x)
+        if eps.dtype != x.dtype:
+            # Keep the caller's dtype (e.g. a float16 network driven in float32).
+            eps = eps.to(x.dtype)
+        if i == 0 or gamma == 1.0:
+            # γ = 1 skips the arithmetic so GE(γ=1) is DDIM bit for bit.
+            eps_bar = eps
+        else:
+            # γ ε_t + (1 − γ) ε_{t+1} as one kernel: lerp(a, b, w) = a + w (b − a).
+            eps_bar = torch.lerp(eps_prev, eps, gamma)
+        if mu == 0.0 or sigma_next == 0.0:
+            # σ' = σ_{t−1} exactly (μ = 0), resp. σ' = 0 on a step to σ = 0; ζ = 0.
+            sigma_p = sigma_next if mu == 0.0 else 0.0
+            zeta = 0.0
+        else:
+            sigma_p = (sigma_next / sigma**mu) ** (1.0 / (1.0 - mu))
+            zeta = math.sqrt(max(sigma_next * sigma_next - sigma_p * sigma_p, 0.0))
+        if want_info:
+            x0_hat = x - sigma * eps
+            if callback is not None:
+                callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
+            if record:
+                epss.append(eps)
+                ebars.append(eps_bar)
+                x0s.append(x0_hat)
+        # One fused kernel: x − (σ_t − σ') ε̄.
+        x = torch.add(x, eps_bar, alpha=-(sigma - sigma_p))
+        if zeta > 0.0:
+            x = x.add(_noise(x, gen), alpha=zeta)
+        if record:
+            xs.append(x)
+        eps_prev = eps
+    if record:
+        return _finish(xs, epss, ebars, x0s, s_tensor, n_steps)
+    return x
+
+
+def ddim(denoiser: Callable, sigmas: Any, x: Any, **kw):
+    """DDIM (= Euler on the probability-flow ODE in σ-space): :func:`sample` with γ = 1, μ = 0.
+
+    Gradient descent on ``½ dist_K²`` with step ``β_t = 1 − σ_{t−1}/σ_t`` when the
+    denoiser is a projection (THEORY §3). ``N`` model evaluations.
+    """
+    return sample(denoiser, sigmas, x, gamma=1.0, mu=0.0, **kw)
+
+
+def ddpm(denoiser: Callable, sigmas: Any, x: Any, **kw):
+    """DDPM ancestral sampling: :func:`sample` with γ = 1, μ = ½ (THEORY §5).
+
+    Pass ``generator=`` (a ``torch.Generator`` or an int seed) for reproducible noise.
+    ``N`` model evaluations.
+    """
+    return sample(denoiser, sigmas, x, gamma=1.0, mu=0.5, **kw)
+
+
+def gradient_estimation(denoiser: Callable, sigmas: Any, x: Any, gamma: float = 2.0, **kw):
+    """Gradient-estimation sampler: :func:`sample` with γ = 2 (default), μ = 0 (THEORY §5).
+
+    ``ε̄_t = ε_t + (γ − 1)(ε_t − ε_{t+1})`` extrapolates the slowly rotating denoiser
+    output at no extra model cost; ``gamma=1`` is DDIM bit for bit. Pass ``mu=`` for
+    the stochastic variant. ``N`` model evaluations.
+    """
+    return sample(denoiser, sigmas, x, gamma=gamma, **kw)
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def _check_peer(denoiser, sigmas, x, generator):
+    _check_generator(generator)
+    s_tensor, s = _check_sigmas(sigmas)
+    return s_tensor, s, _check_x(x, denoiser)
+
+
+@torch.no_grad()
+def heun(
+    denoiser: Callable,
+    sigmas: Any,
+    x: Any,
+    *,
+    generator: torch.Generator | int | None = None,
+    callback: Callable[[StepInfo], Any] | None = None,
+    return_trajectory: bool = False,
+):
+    """EDM's deterministic second-order Heun sampler (Karras et al. 2022, Alg. 1, no churn).
+
+    In σ-space the probability-flow ODE is ``dx/dσ = ε(x, σ)`` (THEORY §5 with μ = 0).
+    Each step takes an Euler predictor ``x' = x_t + (σ_{t−1} − σ_t) ε_t`` and the
+    trapezoidal corrector ``x_{t−1} = x_t + (σ_{t−1} − σ_t)(ε_t + ε(x', σ_{t−1}))/2``;
+    a last step to ``σ = 0`` is plain Euler (no model call at σ = 0), as in
+    k-diffusion's ``sample_heun``. Cost: ``2N`` evaluations, ``2N − 1`` when the
+    schedule ends in 0 (see :func:`nfe`). Same calling convention as :func:`sample`;
+    ``generator`` is accepted for interchangeability and unused.
+    """
+    s_tensor, s, x = _check_peer(denoiser, sigmas, x, generator)
+    n_steps = len(s) - 1
+    record = return_trajectory
+    want_info = callback is not None or record
+    if record:
+        xs, epss, ebars, x0s = [x], [], [], []
+    calls = 0
+    for i in range(n_steps):
+        sigma, sigma_next = s[i], s[i + 1]
+        eps = denoiser(x, sigma)
+        calls += 1
+        if i == 0:
+            eps = _check_eps(eps, x)
+        if eps.dtype != x.dtype:
+            eps = eps.to(x.dtype)
+        dt = sigma_next - sigma
+        if sigma_next == 0.0:
+            eps_bar = eps
+        else:
+            x_pred = torch.add(x, eps, alpha=dt)
+            eps2 = denoiser(x_pred, sigma_next)
+            calls += 1
+            if eps2.dtype != x.dtype:
+                eps2 = eps2.to(x.dtype)
+            eps_bar = torch.lerp(eps, eps2, 0.5)
+        if want_info:
+            x0_hat = x - sigma * eps
+            if callback is not None:
+                callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
+            if record:
+                epss.append(eps)
+                ebars.append(eps_bar)
+                x0s.append(x0_hat)
+        x = torch.add(x, eps_bar, alpha=dt)
+        if record:
+            xs.append(x)
+    if record:
+        return _finish(xs, epss, ebars, x0s, s_tensor, calls)
+    return x
+
+
+@torch.no_grad()
+def dpmpp_2m(
+    denoiser: Callable,
+    sigmas: Any,
+    x: Any,
+    *,
+    generator: torch.Generator | int | None = None,
+    callback: Callable[[StepInfo], Any] | None = None,
+    return_trajectory: bool = False,
+):
+    """DPM-Solver++(2M) (Lu et al. 2022), step for step as k-diffusion's ``sample_dpmpp_2m``.
+
+    With ``λ = −log σ``, ``h = λ_{t−1} − λ_t`` and ``x̂0_t = x_t − σ_t ε_t``:
+    ``x_{t−1} = (σ_{t−1}/σ_t) x_t + (1 − e^{−h}) D_t`` where ``D_t = x̂0_t`` on the
+    first step and on a last step to ``σ = 0`` (which then returns ``x̂0_1``), else
+    ``D_t = (1 + 1/(2r)) x̂0_t − 1/(2r) x̂0_{t+1}``, ``r = h_{prev}/h``. ``N`` model
+    evaluations, one per step. The trajectory's ``eps_bar`` is the effective direction
+    ``(x_t − D_t)/σ_t``. ``generator`` is accepted for interchangeability and unused.
+    """
+    s_tensor, s, x = _check_peer(denoiser, sigmas, x, generator)
+    n_steps = len(s) - 1
+    record = return_trajectory
+    want_info = callback is not None or record
+    if record:
+        xs, epss, ebars, x0s = [x], [], [], []
+    x0_prev = None
+    for i in range(n_steps):
+        sigma, sigma_next = s[i], s[i + 1]
+        eps = denoiser(x, sigma)
+        if i == 0:
+            eps = _check_eps(eps, x)
+        if eps.dtype != x.dtype:
+            eps = eps.to(x.dtype)
+        x0_hat = torch.add(x, eps, alpha=-sigma)
+        if x0_prev is None or sigma_next == 0.0:
+            d = x0_hat
+        else:
+            h = math.log(sigma / sigma_next)
+            h_last = math.log(s[i - 1] / sigma)
+            c = 1.0 / (2.0 * (h_last / h))
+            # (1 + c) x̂0_t − c x̂0_{t+1} = lerp(x̂0_{t+1}, x̂0_t, 1 + c)
+            d = torch.lerp(x0_prev, x0_hat, 1.0 + c)
+        if sigma_next == 0.0:
+            x_next = d
+        else:
+            # (σ_{t−1}/σ_t) x + (1 − σ_{t−1}/σ_t) D with 1 − e^{−h} via expm1 for accuracy.
+            ratio = sigma_next / sigma
+            x_next = torch.add(ratio * x, d, alpha=-math.expm1(math.log(ratio)))
+        if want_info:
+            eps_bar = (x - d) / sigma
+            if callback is not None:
+                callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
+            if record:
+                epss.append(eps)
+                ebars.append(eps_bar)
+                x0s.append(x0_hat)
+        x = x_next
+        x0_prev = x0_hat
+        if record:
+            xs.append(x)
+    if record:
+        return _finish(xs, epss, ebars, x0s, s_tensor, n_steps)
+    return x
+
+
+# --------------------------------------------------------------------------- cost
+
+_ONE_PER_STEP = {"sample", "ddim", "ddpm", "gradient_estimation", "ge", "euler", "dpmpp_2m"}
+
+
+def nfe(sampler: str | Callable, sigmas: Any, *, final_zero: bool | None = None) -> int:
+    """Number of model evaluations ``sampler`` makes on a schedule, to compare at equal cost.
+
+    Parameters
+    ----------
+    sampler : str or callable
+        ``"ddim"``, ``"ddpm"``, ``"gradient_estimation"`` (or ``"ge"``), ``"sample"``,
+        ``"euler"``, ``"heun"``, ``"dpmpp_2m"``, or one of this module's functions.
+    sigmas : schedule or int
+        A schedule (its length and last entry decide), or the number of steps ``N``.
+    final_zero : bool, optional
+        With an int ``sigmas``: whether the schedule ends in ``σ = 0`` (only Heun's cost
+        depends on it). Required for ``"heun"`` with an int.
+
+    Returns
+    -------
+    int
+        ``N`` for the one-evaluation-per-step samplers; ``2N`` for Heun, ``2N − 1`` when
+        its last step goes to 0.
+    """
+    name = sampler if isinstance(sampler, str) else getattr(sampler, "__name__", None)
+    if name not in _ONE_PER_STEP and name != "heun":
+        names = sorted(_ONE_PER_STEP | {"heun"})
+        raise ValueError(f"sampler must be one of {names} or such a function, got {sampler!r}")
+    if isinstance(sigmas, numbers.Integral) and not isinstance(sigmas, bool):
+        n = int(sigmas)
+        if n < 1:
+            raise ValueError(f"sigmas (as a number of steps) must be >= 1, got {n}")
+        if name == "heun":
+            if final_zero is None:
+                raise ValueError("final_zero must be given for 'heun' when sigmas is a number of steps")
+            zero = bool(final_zero)
+        else:
+            zero = False
+    else:
+        if final_zero is not None:
+            raise ValueError("final_zero is only used when sigmas is a number of steps")
+        _, s = _check_sigmas(sigmas)
+        n, zero = len(s) - 1, s[-1] == 0.0
+    if name == "heun":
+        return 2 * n - 1 if zero else 2 * n
+    return n
