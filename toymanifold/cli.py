@@ -1,0 +1,285 @@
+"""The ``toymanifold`` command.
+
+Subcommands:
+
+``toymanifold report --out DIR``
+    The main job (issue 6): trains a small MLP denoiser, measures how far the exact
+    projection, the closed-form ideal denoiser and the trained MLP are from projection
+    (THEORY §2), runs DDIM against Theorem 1's envelope (THEORY §3), compares the
+    samplers of THEORY §5 at equal cost, and writes ``DIR/report.html`` (self-contained,
+    viewable offline), ``DIR/figures/*.png`` and ``DIR/results.json``.
+``toymanifold train-images ...``
+    Train a small image model (registered by :mod:`toymanifold.images.train`).
+
+Bad input (unknown manifold or option, ``--steps < 1``, an output folder that cannot be
+written) prints one line ``toymanifold: error: ...`` and exits with status 2. The report
+is written into a temporary folder beside ``--out`` and moved into place only when it is
+complete, so an interrupted or failed run leaves nothing half-written behind.
+
+This module is the top of the data flow (DESIGN.md): it may import :mod:`analysis`, but
+only inside the ``report`` command, so that ``import toymanifold`` never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["MANIFOLDS", "build_parser", "main"]
+
+#: ``--manifold`` names and what they build (``n`` is ``--ambient-dim``; the base is
+#: embedded isometrically with ``tm.Embedded`` when ``n`` exceeds its own dimension).
+MANIFOLDS = {
+    "sphere": "Sphere(2) (S² of radius 1, in R³)",
+    "circle": "Circle() (radius 1, in R²)",
+    "torus": "Torus(1.0, 0.4) (in R³)",
+    "spiral": "Spiral() (planar Swiss-roll curve, in R²)",
+    "swissroll": "SwissRoll() (3-D surface)",
+    "subspace": "AffineSubspace of dimension 2 in R^n (data N(0, P))",
+    "finite": "FiniteSet of 64 points on the unit sphere of R^n",
+    "digits": "scikit-learn's 8×8 digits as a FiniteSet (n = 64 only)",
+}
+_ALIASES = {
+    "swiss-roll": "swissroll",
+    "swiss_roll": "swissroll",
+    "s2": "sphere",
+    "plane": "subspace",
+    "affine": "subspace",
+    "points": "finite",
+}
+
+#: Exit status for bad input, as argparse uses.
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input found after parsing (reported as one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``prog: error: message``) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def _manifold_name(value: str) -> str:
+    key = value.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in MANIFOLDS:
+        raise argparse.ArgumentTypeError(f"unknown manifold {value!r} (choose from {', '.join(MANIFOLDS)})")
+    return key
+
+
+def _positive_int(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _nonnegative_int(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def _add_report_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="run the main job and write report.html, figures/*.png and results.json",
+        description="Train a small MLP denoiser on a toy manifold, measure (η, ν) for the exact projection, "
+        "the ideal and the trained denoiser, check DDIM against Theorem 1, compare samplers at equal NFE, and "
+        "write a self-contained HTML report (THEORY.md §2–§5).",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output folder (created; replaced if it holds an earlier report; refused if it holds anything else)",
+    )
+    p.add_argument(
+        "--manifold",
+        type=_manifold_name,
+        default="sphere",
+        metavar="NAME",
+        help="data set K: " + "; ".join(f"{k}: {v}" for k, v in MANIFOLDS.items()) + " (default: sphere)",
+    )
+    p.add_argument(
+        "--ambient-dim",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="ambient dimension n (default 64; the base manifold is embedded isometrically)",
+    )
+    p.add_argument(
+        "--steps", type=_positive_int, default=None, metavar="K", help="MLP training steps (default 1500, --quick 100)"
+    )
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device for the MLP and the samplers (default cpu)")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run in well under 30 s")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_report)
+
+
+def _add_train_images_command(subparsers) -> None:
+    """Register ``train-images`` from :mod:`toymanifold.images.train`, or a stub that explains why not."""
+    try:
+        from .images.train import add_train_images_command
+    except Exception as exc:  # any failure must not break `report`
+        reason = f"{type(exc).__name__}: {exc}"
+
+        def _unavailable(args) -> int:
+            print(f"toymanifold: error: train-images is unavailable ({' '.join(reason.split())})", file=sys.stderr)
+            return EXIT_USAGE
+
+        p = subparsers.add_parser("train-images", help="train a small image model (unavailable here)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_unavailable)
+        return
+    add_train_images_command(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``toymanifold`` argument parser (subcommands ``report`` and ``train-images``)."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="toymanifold",
+        description="Denoising as projection, DDIM as gradient descent: "
+        "exact toy manifolds, samplers and the bounds of Permenter & Yuan (ICML 2024).",
+    )
+    parser.add_argument("--version", action="version", version=f"toymanifold {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{report,train-images}", parser_class=_Parser)
+    _add_report_command(sub)
+    _add_train_images_command(sub)
+    return parser
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _check_device(name: str):
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device: not a torch device: {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device: {name!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"--device: {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise UsageError(f"--device: {name!r} requested but MPS is not available")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device: unsupported device type {dev.type!r} (use cpu, cuda or mps)")
+    return dev
+
+
+def _prepare_output(out: Path) -> tuple[Path, Path]:
+    """Check ``out`` and create the temporary folder beside it; returns ``(out, tmp)``."""
+    out = out.expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {str(out)!r} exists and is not a folder")
+    if out.is_dir():
+        entries = {p.name for p in out.iterdir()}
+        if entries and not entries <= {"report.html", "results.json", "figures"}:
+            raise UsageError(
+                f"--out: {str(out)!r} is not empty and does not hold an earlier report; choose a new folder"
+            )
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"--out: parent folder {str(parent)!r} does not exist")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write in {str(parent)!r} ({exc.strerror or exc})") from None
+    return out, tmp
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Move the finished report ``tmp`` to ``out`` (replacing an earlier report there)."""
+    if out.is_dir():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.absolute().parent))
+        os.rmdir(old)
+        os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            os.rename(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+def _run_report(args) -> int:
+    device = _check_device(args.device)
+    try:
+        from analysis.report import ReportConfig, make_manifold, run_report, write_report
+    except ImportError as exc:
+        raise UsageError(f"the report needs the `analysis` package next to toymanifold ({exc})") from None
+    config = ReportConfig(
+        manifold=args.manifold,
+        ambient_dim=args.ambient_dim,
+        steps=args.steps,
+        seed=args.seed,
+        device=str(device),
+        quick=args.quick,
+        progress=not args.no_progress,
+    )
+    try:
+        make_manifold(config)  # validates the manifold/ambient-dim combination before any work
+    except (ValueError, TypeError) as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    out, tmp = _prepare_output(args.out)
+    try:
+        results = run_report(config)
+        write_report(results, tmp)
+        _install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not args.no_progress:
+        print(f"report written to {out}/report.html ({results['meta']['wall_time_s']:.1f} s)", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``toymanifold`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or bad input (2)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    if getattr(args, "func", None) is None:
+        print("toymanifold: error: a command is required (report or train-images; see --help)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"toymanifold: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("toymanifold: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
