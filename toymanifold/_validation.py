@@ -57,9 +57,15 @@ def as_tensor(
         t = t.to(torch.float64)
     if device is not None:
         t = t.to(device)
-    if not allow_nonfinite and t.numel() and not bool(torch.isfinite(t).all()):
+    if not allow_nonfinite and t.numel() and not _all_finite(t):
         raise ValueError(f"{name} must be finite, got NaN or inf values")
     return t
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    # A sum is finite iff no entry is NaN/inf, unless finite entries overflow it; only
+    # then is the elementwise test (a full-size boolean temporary) needed.
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def as_points(

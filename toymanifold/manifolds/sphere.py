@@ -45,6 +45,7 @@ class Sphere(Manifold):
             if c.shape != (self.ambient_dim,):
                 raise ValueError(f"center must have shape ({self.ambient_dim},), got shape {tuple(c.shape)}")
             self.center = c
+        self._origin_centred = not bool(self.center.any())
 
     @property
     def reach(self) -> float:
@@ -68,9 +69,19 @@ class Sphere(Manifold):
         return direction, norm.squeeze(-1)
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.center.to(dtype=x.dtype, device=x.device)
-        direction, norm = self._unit_direction(x - c)
-        return c + self.radius * direction, (norm - self.radius).abs()
+        # Few full-size passes: fresh temporaries cost more than the arithmetic here.
+        u = x if self._origin_centred else x - self.center.to(dtype=x.dtype, device=x.device)
+        norm = torch.linalg.vector_norm(u, dim=-1)
+        p = torch.mul(u, (self.radius / norm)[:, None])
+        if not self._origin_centred:
+            p.add_(self.center.to(dtype=x.dtype, device=x.device))
+        if x.shape[0] and bool(norm.min() == 0):
+            # At the centre every point is nearest; return c + R e_0 rather than 0/0.
+            on_axis = torch.nonzero(norm == 0).squeeze(1)
+            e0 = torch.zeros_like(p[:1])
+            e0[0, 0] = self.radius
+            p[on_axis] = e0 + self.center.to(dtype=x.dtype, device=x.device)
+        return p, norm.sub_(self.radius).abs_()
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return self._project_with_distance(x)[0]
