@@ -8,7 +8,11 @@ arithmetic and bookkeeping (target ≤ 1.03 for ``tm.ddim``; THEORY §5, issue 4
 Peers, measured in the same run when importable (they are optional; the script runs
 in either the project's environment or a separate one that has them):
 
-- smalldiffusion's ``samples`` (γ = 1 for DDIM, γ = 2 for gradient estimation);
+- smalldiffusion's ``samples`` (γ = 1 for DDIM, γ = 2 for gradient estimation), on a
+  model that uses smalldiffusion's own ``ModelMixin`` (its ``predict_eps_cfg`` and
+  ``rand_input``, which ``samples`` calls every step, also at μ = 0) and an
+  ``Accelerator`` built once outside the timed loop (as a training script passes its own;
+  ``samples`` would otherwise build one per call, ~0.25 ms);
 - k-diffusion's ``sample_euler`` (Euler = DDIM in σ-space; k-diffusion models return
   the denoised ``x − σ ε``, so its wrapper's two extra tensor ops belong to its loop);
 - diffusers' ``DDIMScheduler`` loop (eta = 0, ``clip_sample=False``), in its own ``z``
@@ -22,11 +26,14 @@ thread's CPU time (``time.thread_time``) with torch limited to one thread
 far less than wall-clock time; the wall-clock ratio is printed beside it. The table
 reports medians over rounds and the interquartile range of the ratio: read the IQR.
 
-Outputs are compared where the semantics match: k-diffusion Euler vs ``tm.ddim`` and
-smalldiffusion vs ``tm.ddim``/``tm.gradient_estimation`` on the same sigmas, diffusers
-DDIM vs ``tm.ddim`` through ``tm.images.DiscreteTimeEpsModel``.
+Outputs are compared where the semantics match, each against a float32 tolerance
+(``--tol``, relative to ``max |x|``): k-diffusion Euler vs ``tm.ddim`` and smalldiffusion
+vs ``tm.ddim``/``tm.gradient_estimation`` on the same (float32) sigmas, diffusers DDIM vs
+``tm.ddim`` through ``tm.images.DiscreteTimeEpsModel``. smalldiffusion's μ > 0 (DDPM) is not
+compared: it draws its noise from the global RNG, ours from an explicit generator.
 
-Usage: ``python benchmarks/samplers.py [--repeats 21] [--batch 4096] [--steps 50] [--threads 1]``
+Usage: ``python benchmarks/samplers.py [--repeats 11] [--null-repeats 201] [--batch 4096] [--steps 50]
+[--threads 1]`` (``--repeats 5 --null-repeats 51`` for a quick run).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import importlib.metadata
 import math
 import statistics
 import sys
@@ -113,11 +121,14 @@ def build_entries(net: MLP, sigmas: torch.Tensor, x: torch.Tensor):
     entries["tm.heun"] = (k_heun, lambda: tm.heun(den, sigmas, x))
 
     sd = _optional("smalldiffusion")
-    if sd is not None and hasattr(sd, "samples"):
+    if sd is not None:
+        from accelerate import Accelerator  # a dependency of smalldiffusion
 
-        class SDModel(torch.nn.Module):
-            # covers smalldiffusion's old (model(x, sigma), rand_input(b, device)) and new
-            # (predict_eps_cfg, rand_input(b)) sampling interfaces
+        class SDModel(torch.nn.Module, sd.ModelMixin):
+            # smalldiffusion >= 0.4: samples() calls model.predict_eps_cfg(x, sigma, cond,
+            # cfg_scale) with sigma a 0-d tensor, and model.rand_input(batchsize) every step.
+            input_dims = (2,)
+
             def __init__(self):
                 super().__init__()
                 self.inner = net
@@ -125,22 +136,14 @@ def build_entries(net: MLP, sigmas: torch.Tensor, x: torch.Tensor):
             def forward(self, x, sigma, cond=None):
                 return net(x, sigma.log())
 
-            def predict_eps(self, x, sigma, cond=None):
-                return self(x, sigma)
-
-            def predict_eps_cfg(self, x, sigma, cond=None, cfg_scale=0.0):
-                return self(x, sigma)
-
-            def rand_input(self, batchsize, device=None):
-                return torch.randn(batchsize, 2, device=device)
-
         sdm = SDModel()
         sig_t = sigmas.to(torch.float32)
+        accelerator = Accelerator()
 
         def sd_run(gam):
             def run():
                 out = None
-                for xt in sd.samples(sdm, sig_t, gam=gam, mu=0.0, xt=x, batchsize=x.shape[0]):
+                for xt in sd.samples(sdm, sig_t, gam=gam, mu=0.0, xt=x, accelerator=accelerator):
                     out = xt
                 return out
 
@@ -179,26 +182,29 @@ def build_entries(net: MLP, sigmas: torch.Tensor, x: torch.Tensor):
     return entries
 
 
-def compare_outputs(net: MLP, sigmas: torch.Tensor, x: torch.Tensor, entries) -> list[str]:
+def compare_outputs(net: MLP, sigmas: torch.Tensor, x: torch.Tensor, entries, tol: float) -> list[str]:
+    """One line per peer: max |peer − ours| / max |ours| and OK or MISMATCH against ``tol``."""
     lines = []
 
     def den(x, s):
         return net(x, math.log(s))
 
-    ours = tm.ddim(den, sigmas, x)
-    ours_ge = tm.gradient_estimation(den, sigmas, x)
+    # The peers run on the float32 sigmas; ours on the same values (float32 ⊂ float64).
+    sig32 = sigmas.to(torch.float32).double()
+    ours = tm.ddim(den, sig32, x)
+    ours_ge = tm.gradient_estimation(den, sig32, x)
     scale = ours.abs().max().item()
 
-    def rel(a, b):
-        return (a - b).abs().max().item() / scale
+    def line(label, a, b, s=scale):
+        r = (a - b).abs().max().item() / s
+        return f"{label}: max |diff| / max |x| = {r:.2e}  {'OK' if r <= tol else 'MISMATCH'} (tol {tol:.0e})"
 
     if "k-diffusion sample_euler" in entries:
-        r = rel(entries["k-diffusion sample_euler"][1](), ours)
-        lines.append(f"k-diffusion sample_euler vs tm.ddim: max |diff| / max |x| = {r:.2e}")
+        lines.append(line("k-diffusion sample_euler vs tm.ddim", entries["k-diffusion sample_euler"][1](), ours))
     if "smalldiffusion samples (γ=1)" in entries:
-        lines.append(f"smalldiffusion γ=1 vs tm.ddim: {rel(entries['smalldiffusion samples (γ=1)'][1](), ours):.2e}")
-        r = rel(entries["smalldiffusion samples (γ=2)"][1](), ours_ge)
-        lines.append(f"smalldiffusion γ=2 vs tm.gradient_estimation: {r:.2e}")
+        lines.append(line("smalldiffusion samples γ=1 vs tm.ddim", entries["smalldiffusion samples (γ=1)"][1](), ours))
+        a = entries["smalldiffusion samples (γ=2)"][1]()
+        lines.append(line("smalldiffusion samples γ=2 vs tm.gradient_estimation", a, ours_ge))
     if "_diffusers_sched" in entries:
         sch = entries["_diffusers_sched"][1]
         abar = sch.alphas_cumprod.double()
@@ -215,9 +221,18 @@ def compare_outputs(net: MLP, sigmas: torch.Tensor, x: torch.Tensor, entries) ->
         for t in sch.timesteps:
             zd = sch.step(net(zd, logsig[int(t)].item()), t, zd, eta=0.0).prev_sample
         xo = tm.ddim(disc, sig, z * math.sqrt(1 + float(sig[0]) ** 2))
-        r = ((xo - zd).abs().max() / zd.abs().max()).item()
-        lines.append(f"diffusers DDIMScheduler vs tm.ddim (DiscreteTimeEpsModel, same timesteps): {r:.2e}")
+        label = "diffusers DDIMScheduler vs tm.ddim (DiscreteTimeEpsModel, same timesteps)"
+        lines.append(line(label, xo, zd, zd.abs().max().item()))
     return lines
+
+
+def _peer_versions() -> str:
+    found = []
+    for dist, mod in (("smalldiffusion", "smalldiffusion"), ("k-diffusion", "k_diffusion"), ("diffusers", "diffusers")):
+        m = _optional(mod)
+        if m is not None:
+            found.append(f"{dist} {importlib.metadata.version(dist)} ({Path(m.__file__).parent})")
+    return "; ".join(found) or "none"
 
 
 def _time_rounds(entries, repeats: int):
@@ -262,6 +277,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=11, help="rounds with the real network")
     p.add_argument("--null-repeats", type=int, default=201, help="rounds with the null model (cheap)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: stable on a shared machine)")
+    p.add_argument("--tol", type=float, default=1e-5, help="output agreement with peers (float32, relative)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
 
@@ -292,6 +308,7 @@ def main(argv=None) -> None:
         f"{a.steps} steps (log-linear 40 -> 0.01); {a.repeats} rounds with the network, "
         f"{a.null_repeats} with a null model"
     )
+    print(f"peers: {_peer_versions()}")
     print("direct: CPU time of the calling thread over the model-only loop's (same calls, same round),")
     print("        median over rounds [IQR]; wall = the same in wall-clock time")
     print("overhead: sampler loop around a null model minus the null model-only loop (median CPU ms);")
@@ -316,7 +333,7 @@ def main(argv=None) -> None:
     if sched is not None:
         entries["_diffusers_sched"] = sched
     with torch.no_grad():
-        for line in compare_outputs(net, sigmas, x, entries):
+        for line in compare_outputs(net, sigmas, x, entries, a.tol):
             print(line)
 
 

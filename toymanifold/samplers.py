@@ -1,4 +1,4 @@
-"""σ-space samplers: one loop for DDIM, DDPM and gradient estimation, plus peers.
+"""σ-space samplers: one loop for DDIM, DDPM, gradient estimation and the peers.
 
 The sampler knows nothing of manifolds: it sees a denoiser ``ε_θ(x, σ)`` and a
 schedule ``σ_N > … > σ_0 ≥ 0`` (DESIGN.md, data flow). The update is THEORY §5:
@@ -16,6 +16,8 @@ evaluations for ``N + 1`` sigmas; a final ``σ_0 = 0`` costs no evaluation and r
 The peers ``heun`` (EDM's second-order Heun, Euler on a last step to 0) and
 ``dpmpp_2m`` (DPM-Solver++(2M), as k-diffusion's ``sample_dpmpp_2m``) share the
 calling convention. Their cost differs: use :func:`nfe` to compare at equal cost.
+Every sampler is one *step rule* plugged into the same loop (``_drive``), which owns
+the model evaluation, the checks, the callback, the trajectory and the NFE count.
 
 Conventions for every sampler here:
 
@@ -226,21 +228,132 @@ def _noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return xi.to(x.device, non_blocking=True)
 
 
-def _finish(xs, eps, eps_bar, x0s, sigmas, n) -> Trajectory:
-    return Trajectory(
-        xs=torch.stack(xs),
-        eps=torch.stack(eps),
-        eps_bar=torch.stack(eps_bar),
-        x0_hats=torch.stack(x0s),
-        sigmas=sigmas,
-        nfe=n,
-    )
-
-
 # --------------------------------------------------------------------------- the loop
+
+# A step rule turns one model output into one step; it is built fresh for each run and
+# keeps its own state (the previous ε or x̂0):
+#
+#     rule(model, x, eps, sigma, sigma_next, info) -> (x_next, eps_bar, x0_hat)
+#
+# ``eps`` is ``ε_θ(x, σ_t)``, already checked and cast to ``x.dtype``; ``model`` is the
+# loop's own evaluator (checked, cast and counted), for a rule that needs another
+# evaluation (Heun's corrector). ``info`` says whether a callback or a trajectory wants
+# ``eps_bar`` and ``x0_hat``: a rule may return None for what costs extra work only for
+# them (DPM++'s ``eps_bar``); ``x0_hat = None`` means the loop's ``x − σ_t ε_t``.
 
 
 @torch.no_grad()
+def _drive(denoiser, sigmas, x, rule, callback, return_trajectory):
+    """The one sampling loop: N model evaluations at ``(x_t, σ_t)``, one ``rule`` step each."""
+    s_tensor, s = _check_sigmas(sigmas)
+    x = _check_x(x, denoiser)
+    dtype, calls = x.dtype, 0
+
+    def model(x_, sigma):
+        nonlocal calls
+        eps = denoiser(x_, sigma)
+        calls += 1
+        if calls == 1:
+            eps = _check_eps(eps, x_)
+        # Keep the caller's dtype (e.g. a float16 network driven in float32).
+        return eps if eps.dtype == dtype else eps.to(dtype)
+
+    info = callback is not None or return_trajectory
+    rows = []
+    for i in range(len(s) - 1):
+        sigma, sigma_next = s[i], s[i + 1]
+        eps = model(x, sigma)
+        x_next, eps_bar, x0_hat = rule(model, x, eps, sigma, sigma_next, info)
+        if info:
+            if x0_hat is None:
+                x0_hat = x - sigma * eps
+            if callback is not None:
+                callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
+            if return_trajectory:
+                rows.append((x, eps, eps_bar, x0_hat))
+        x = x_next
+    if not return_trajectory:
+        return x
+    xs, epss, ebars, x0s = zip(*rows, strict=True)
+    return Trajectory(
+        xs=torch.stack([*xs, x]),
+        eps=torch.stack(epss),
+        eps_bar=torch.stack(ebars),
+        x0_hats=torch.stack(x0s),
+        sigmas=s_tensor,
+        nfe=calls,
+    )
+
+
+def _section5_rule(gamma: float, mu: float, gen: torch.Generator | None):
+    """THEORY §5's update with extrapolation ``γ`` and stochasticity ``μ``."""
+    eps_prev = None
+
+    def rule(model, x, eps, sigma, sigma_next, info):
+        nonlocal eps_prev
+        if eps_prev is None or gamma == 1.0:
+            # γ = 1 skips the arithmetic so GE(γ=1) is DDIM bit for bit.
+            eps_bar = eps
+        else:
+            # γ ε_t + (1 − γ) ε_{t+1} as one kernel: lerp(a, b, w) = a + w (b − a).
+            eps_bar = torch.lerp(eps_prev, eps, gamma)
+        eps_prev = eps
+        if mu == 0.0 or sigma_next == 0.0:
+            # σ' = σ_{t−1} exactly (μ = 0), resp. σ' = 0 on a step to σ = 0; ζ = 0.
+            sigma_p = sigma_next if mu == 0.0 else 0.0
+            zeta = 0.0
+        else:
+            sigma_p = (sigma_next / sigma**mu) ** (1.0 / (1.0 - mu))
+            zeta = math.sqrt(max(sigma_next * sigma_next - sigma_p * sigma_p, 0.0))
+        # One fused kernel: x − (σ_t − σ') ε̄.
+        x_next = torch.add(x, eps_bar, alpha=-(sigma - sigma_p))
+        if zeta > 0.0:
+            x_next = x_next.add(_noise(x_next, gen), alpha=zeta)
+        return x_next, eps_bar, None
+
+    return rule
+
+
+def _heun_rule(model, x, eps, sigma, sigma_next, info):
+    """EDM's Heun step: Euler predictor, trapezoidal corrector (Euler on a step to 0)."""
+    dt = sigma_next - sigma
+    if sigma_next == 0.0:
+        eps_bar = eps
+    else:
+        eps_bar = torch.lerp(eps, model(torch.add(x, eps, alpha=dt), sigma_next), 0.5)
+    return torch.add(x, eps_bar, alpha=dt), eps_bar, None
+
+
+def _dpmpp_2m_rule():
+    """DPM-Solver++(2M)'s multistep update on the denoised estimates ``x̂0``."""
+    x0_prev = sigma_prev = None
+
+    def rule(model, x, eps, sigma, sigma_next, info):
+        nonlocal x0_prev, sigma_prev
+        x0_hat = torch.add(x, eps, alpha=-sigma)
+        if x0_prev is None or sigma_next == 0.0:
+            d = x0_hat
+        else:
+            h = math.log(sigma / sigma_next)
+            h_last = math.log(sigma_prev / sigma)
+            c = 1.0 / (2.0 * (h_last / h))
+            # (1 + c) x̂0_t − c x̂0_{t+1} = lerp(x̂0_{t+1}, x̂0_t, 1 + c)
+            d = torch.lerp(x0_prev, x0_hat, 1.0 + c)
+        x0_prev, sigma_prev = x0_hat, sigma
+        if sigma_next == 0.0:
+            x_next = d
+        else:
+            # (σ_{t−1}/σ_t) x + (1 − σ_{t−1}/σ_t) D with 1 − e^{−h} via expm1 for accuracy.
+            ratio = sigma_next / sigma
+            x_next = torch.add(ratio * x, d, alpha=-math.expm1(math.log(ratio)))
+        return x_next, (x - d) / sigma if info else None, x0_hat
+
+    return rule
+
+
+# --------------------------------------------------------------------------- samplers
+
+
 def sample(
     denoiser: Callable,
     sigmas: Any,
@@ -304,55 +417,8 @@ def sample(
     """
     gamma, mu = _check_gamma_mu(gamma, mu)
     _check_generator(generator)
-    s_tensor, s = _check_sigmas(sigmas)
-    x = _check_x(x, denoiser)
-    n_steps = len(s) - 1
     gen = make_generator(generator) if mu > 0 else None
-    record = return_trajectory
-    want_info = callback is not None or record
-    if record:
-        xs, epss, ebars, x0s = [x], [], [], []
-
-    eps_prev = None
-    for i in range(n_steps):
-        sigma, sigma_next = s[i], s[i + 1]
-        eps = denoiser(x, sigma)
-        if i == 0:
-            eps = _check_eps(eps, x)
-        if eps.dtype != x.dtype:
-            # Keep the caller's dtype (e.g. a float16 network driven in float32).
-            eps = eps.to(x.dtype)
-        if i == 0 or gamma == 1.0:
-            # γ = 1 skips the arithmetic so GE(γ=1) is DDIM bit for bit.
-            eps_bar = eps
-        else:
-            # γ ε_t + (1 − γ) ε_{t+1} as one kernel: lerp(a, b, w) = a + w (b − a).
-            eps_bar = torch.lerp(eps_prev, eps, gamma)
-        if mu == 0.0 or sigma_next == 0.0:
-            # σ' = σ_{t−1} exactly (μ = 0), resp. σ' = 0 on a step to σ = 0; ζ = 0.
-            sigma_p = sigma_next if mu == 0.0 else 0.0
-            zeta = 0.0
-        else:
-            sigma_p = (sigma_next / sigma**mu) ** (1.0 / (1.0 - mu))
-            zeta = math.sqrt(max(sigma_next * sigma_next - sigma_p * sigma_p, 0.0))
-        if want_info:
-            x0_hat = x - sigma * eps
-            if callback is not None:
-                callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
-            if record:
-                epss.append(eps)
-                ebars.append(eps_bar)
-                x0s.append(x0_hat)
-        # One fused kernel: x − (σ_t − σ') ε̄.
-        x = torch.add(x, eps_bar, alpha=-(sigma - sigma_p))
-        if zeta > 0.0:
-            x = x.add(_noise(x, gen), alpha=zeta)
-        if record:
-            xs.append(x)
-        eps_prev = eps
-    if record:
-        return _finish(xs, epss, ebars, x0s, s_tensor, n_steps)
-    return x
+    return _drive(denoiser, sigmas, x, _section5_rule(gamma, mu, gen), callback, return_trajectory)
 
 
 def ddim(denoiser: Callable, sigmas: Any, x: Any, **kw):
@@ -383,16 +449,6 @@ def gradient_estimation(denoiser: Callable, sigmas: Any, x: Any, gamma: float = 
     return sample(denoiser, sigmas, x, gamma=gamma, **kw)
 
 
-# --------------------------------------------------------------------------- peers
-
-
-def _check_peer(denoiser, sigmas, x, generator):
-    _check_generator(generator)
-    s_tensor, s = _check_sigmas(sigmas)
-    return s_tensor, s, _check_x(x, denoiser)
-
-
-@torch.no_grad()
 def heun(
     denoiser: Callable,
     sigmas: Any,
@@ -412,48 +468,10 @@ def heun(
     schedule ends in 0 (see :func:`nfe`). Same calling convention as :func:`sample`;
     ``generator`` is accepted for interchangeability and unused.
     """
-    s_tensor, s, x = _check_peer(denoiser, sigmas, x, generator)
-    n_steps = len(s) - 1
-    record = return_trajectory
-    want_info = callback is not None or record
-    if record:
-        xs, epss, ebars, x0s = [x], [], [], []
-    calls = 0
-    for i in range(n_steps):
-        sigma, sigma_next = s[i], s[i + 1]
-        eps = denoiser(x, sigma)
-        calls += 1
-        if i == 0:
-            eps = _check_eps(eps, x)
-        if eps.dtype != x.dtype:
-            eps = eps.to(x.dtype)
-        dt = sigma_next - sigma
-        if sigma_next == 0.0:
-            eps_bar = eps
-        else:
-            x_pred = torch.add(x, eps, alpha=dt)
-            eps2 = denoiser(x_pred, sigma_next)
-            calls += 1
-            if eps2.dtype != x.dtype:
-                eps2 = eps2.to(x.dtype)
-            eps_bar = torch.lerp(eps, eps2, 0.5)
-        if want_info:
-            x0_hat = x - sigma * eps
-            if callback is not None:
-                callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
-            if record:
-                epss.append(eps)
-                ebars.append(eps_bar)
-                x0s.append(x0_hat)
-        x = torch.add(x, eps_bar, alpha=dt)
-        if record:
-            xs.append(x)
-    if record:
-        return _finish(xs, epss, ebars, x0s, s_tensor, calls)
-    return x
+    _check_generator(generator)
+    return _drive(denoiser, sigmas, x, _heun_rule, callback, return_trajectory)
 
 
-@torch.no_grad()
 def dpmpp_2m(
     denoiser: Callable,
     sigmas: Any,
@@ -472,50 +490,8 @@ def dpmpp_2m(
     evaluations, one per step. The trajectory's ``eps_bar`` is the effective direction
     ``(x_t − D_t)/σ_t``. ``generator`` is accepted for interchangeability and unused.
     """
-    s_tensor, s, x = _check_peer(denoiser, sigmas, x, generator)
-    n_steps = len(s) - 1
-    record = return_trajectory
-    want_info = callback is not None or record
-    if record:
-        xs, epss, ebars, x0s = [x], [], [], []
-    x0_prev = None
-    for i in range(n_steps):
-        sigma, sigma_next = s[i], s[i + 1]
-        eps = denoiser(x, sigma)
-        if i == 0:
-            eps = _check_eps(eps, x)
-        if eps.dtype != x.dtype:
-            eps = eps.to(x.dtype)
-        x0_hat = torch.add(x, eps, alpha=-sigma)
-        if x0_prev is None or sigma_next == 0.0:
-            d = x0_hat
-        else:
-            h = math.log(sigma / sigma_next)
-            h_last = math.log(s[i - 1] / sigma)
-            c = 1.0 / (2.0 * (h_last / h))
-            # (1 + c) x̂0_t − c x̂0_{t+1} = lerp(x̂0_{t+1}, x̂0_t, 1 + c)
-            d = torch.lerp(x0_prev, x0_hat, 1.0 + c)
-        if sigma_next == 0.0:
-            x_next = d
-        else:
-            # (σ_{t−1}/σ_t) x + (1 − σ_{t−1}/σ_t) D with 1 − e^{−h} via expm1 for accuracy.
-            ratio = sigma_next / sigma
-            x_next = torch.add(ratio * x, d, alpha=-math.expm1(math.log(ratio)))
-        if want_info:
-            eps_bar = (x - d) / sigma
-            if callback is not None:
-                callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
-            if record:
-                epss.append(eps)
-                ebars.append(eps_bar)
-                x0s.append(x0_hat)
-        x = x_next
-        x0_prev = x0_hat
-        if record:
-            xs.append(x)
-    if record:
-        return _finish(xs, epss, ebars, x0s, s_tensor, n_steps)
-    return x
+    _check_generator(generator)
+    return _drive(denoiser, sigmas, x, _dpmpp_2m_rule(), callback, return_trajectory)
 
 
 # --------------------------------------------------------------------------- cost
