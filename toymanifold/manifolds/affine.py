@@ -63,19 +63,47 @@ class AffineSubspace(Manifold):
         z = torch.randn(num, self.intrinsic_dim, dtype=torch.float64, generator=generator)
         return self.offset + self.scale * z @ self.basis
 
-    def _parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b = self.basis.to(dtype=x.dtype, device=x.device)
+    @property
+    def _normal_basis(self) -> torch.Tensor:
+        """Orthonormal rows spanning the orthogonal complement of the span; ``(n − d, n)``."""
+        if not hasattr(self, "_normals"):
+            q = torch.linalg.qr(self.basis.T, mode="complete")[0]
+            self._normals = q[:, self.intrinsic_dim :].T.contiguous()
+        return self._normals
+
+    def _parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(proj(x), coordinates of x − proj(x) in the normal basis, or None)``.
+
+        With ``P`` the projector onto the span, ``proj(x) = c + P(x − c)``, computed
+        through whichever side is thinner: ``c + ((x − c) Bᵀ) B`` with the tangent
+        basis ``B`` (``d`` rows), or ``x − ((x − c) Nᵀ) N`` with the normal basis ``N``
+        (``n − d`` rows) when the codimension is smaller (a plane in ``R^3``: one
+        matrix-vector product instead of two skinny matrix products). ``(x − c) Mᵀ`` is
+        formed as ``x Mᵀ − c Mᵀ`` so no full-size ``x − c`` is materialised.
+        """
+        normal_side = self.ambient_dim - self.intrinsic_dim < self.intrinsic_dim
+        m = (self._normal_basis if normal_side else self.basis).to(dtype=x.dtype, device=x.device)
         c = self.offset.to(dtype=x.dtype, device=x.device)
-        u = x - c
-        return c, u, (u @ b.T) @ b
+        coords = x @ m.T
+        coords.sub_(c @ m.T)
+        if not normal_side:
+            p = coords @ m
+            p.add_(c)
+            return p, None
+        if m.shape[0] == 1:
+            # A hyperplane: x − s n with s = ⟨x − c, n⟩, in one elementwise pass.
+            return torch.addcmul(x, coords, m.neg()), coords
+        return torch.addmm(x, coords, m, alpha=-1.0), coords
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        c, _, inside = self._parts(x)
-        return c + inside
+        return self._parts(x)[0]
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c, u, inside = self._parts(x)
-        return c + inside, torch.linalg.vector_norm(u - inside, dim=-1)
+        p, normal_coords = self._parts(x)
+        if normal_coords is None:
+            return p, torch.linalg.vector_norm(x - p, dim=-1)
+        # ‖x − p‖ is the norm of the normal coordinates (N has orthonormal rows).
+        return p, torch.linalg.vector_norm(normal_coords, dim=-1)
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         b = self.basis.to(dtype=p.dtype, device=p.device)

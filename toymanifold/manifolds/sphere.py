@@ -68,23 +68,51 @@ class Sphere(Manifold):
         direction = torch.where(norm > 0, u / torch.where(norm > 0, norm, 1.0), e0)
         return direction, norm.squeeze(-1)
 
-    def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Few full-size passes: fresh temporaries cost more than the arithmetic here.
+    def _squared_norm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(u, ‖u‖²)`` with ``u = x − c``.
+
+        A reduction over a short last dimension (``(u * u).sum(-1)``, even
+        ``vector_norm``) runs an inner loop of a few elements per row and is several
+        times slower than elementwise passes or a matrix-vector product.
+        """
         u = x if self._origin_centred else x - self.center.to(dtype=x.dtype, device=x.device)
-        norm = torch.linalg.vector_norm(u, dim=-1)
-        p = torch.mul(u, (self.radius / norm)[:, None])
+        if u.shape[1] > 2:
+            # Beyond two columns, squaring in one pass and summing by a matrix-vector
+            # product beats one strided pass per column.
+            return u, torch.mul(u, u) @ torch.ones(u.shape[1], dtype=u.dtype, device=u.device)
+        sq = torch.mul(u[:, 0], u[:, 0])
+        sq.addcmul_(u[:, 1], u[:, 1])
+        return u, sq
+
+    def _scaled_direction(self, x: torch.Tensor, u: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+        """``c + u · inv`` (``inv = R/‖u‖``), with the centre patched where ``u = 0``."""
+        p = torch.mul(u, inv[:, None])
         if not self._origin_centred:
             p.add_(self.center.to(dtype=x.dtype, device=x.device))
-        if x.shape[0] and bool(norm.min() == 0):
+        # inv = inf exactly on the centre (‖u‖ = 0); a reduction instead of a boolean
+        # mask keeps the common case free of full-size temporaries.
+        if x.shape[0] and bool(inv.max() == torch.inf):
             # At the centre every point is nearest; return c + R e_0 rather than 0/0.
-            on_axis = torch.nonzero(norm == 0).squeeze(1)
+            on_axis = torch.nonzero(torch.isinf(inv)).squeeze(1)
             e0 = torch.zeros_like(p[:1])
             e0[0, 0] = self.radius
             p[on_axis] = e0 + self.center.to(dtype=x.dtype, device=x.device)
+        return p
+
+    def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u, sq = self._squared_norm(x)
+        norm = sq.sqrt_()  # correctly rounded, so dist(x) is exact where it can be
+        p = self._scaled_direction(x, u, torch.div(self.radius, norm))
         return p, norm.sub_(self.radius).abs_()
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        return self._project_with_distance(x)[0]
+        # rsqrt is about twice as fast as sqrt here and 1/‖u‖ is all the projection
+        # needs (within an ulp or two of R/sqrt); rsqrt(0) = inf marks the centre.
+        u, sq = self._squared_norm(x)
+        inv = torch.rsqrt_(sq)
+        if self.radius != 1.0:
+            inv.mul_(self.radius)
+        return self._scaled_direction(x, u, inv)
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         c = self.center.to(dtype=p.dtype, device=p.device)

@@ -372,16 +372,25 @@ def _nearest_point(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: 
 
     # Every other half-window whose lower bound (bθ − ρ)² < best: its θ-range must meet
     # [ρ/b − w, ρ/b + w] with w = √best / b, which bounds its index k.
+    # Windows entirely outside [θ₀, θ₁] are dropped from the range up front (solve
+    # would discard them), and the loop runs on the minority of points whose range
+    # holds a window other than the primary one: full-size masks per window index
+    # cost more than the solves.
     w = torch.sqrt(best_g) / b
     k_lo = torch.ceil((r_over_b - w - _HALF_PI - phi) / _TWO_PI)
+    k_lo = torch.maximum(k_lo, torch.ceil((t0 - _HALF_PI - phi) / _TWO_PI))
     k_hi = torch.floor((r_over_b + w + _HALF_PI - phi) / _TWO_PI)
-    span = int((k_hi - k_lo).max()) if k_lo.numel() else -1
-    for j in range(span + 1):
-        k = k_lo + j
-        need = (k <= k_hi) & (k != k_near)
-        if bool(need.any()):
-            idx = torch.nonzero(need).squeeze(1)
-            solve(idx, k[idx])
+    k_hi = torch.minimum(k_hi, torch.floor((t1 + _HALF_PI - phi) / _TWO_PI))
+    other = (k_hi >= k_lo) & ((k_lo != k_near) | (k_hi != k_near))
+    if bool(other.any()):
+        sub = torch.nonzero(other).squeeze(1)
+        k_lo, k_hi, k_sub = k_lo[sub], k_hi[sub], k_near[sub]
+        for j in range(int((k_hi - k_lo).max()) + 1):
+            k = k_lo + j
+            need = (k <= k_hi) & (k != k_sub)
+            if bool(need.any()):
+                i = torch.nonzero(need).squeeze(1)
+                solve(sub[i], k[i])
 
     # Back half-windows (fact 3): only the first half-turn, only near the centre.
     t_back = min(t1, t0 + math.pi)
