@@ -1,0 +1,135 @@
+"""MLPDenoiser and train_denoiser: a tiny training run, checkpoints, bad input.
+
+The 1.2×-of-Bayes-floor claim is measured by benchmarks/denoisers.py, not here.
+"""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+import toymanifold as tm
+from toymanifold.denoisers.mlp import sample_sigmas
+
+
+def _eval_loss(model, K, seed=5, num=2000):
+    g = torch.Generator().manual_seed(seed)
+    x0 = K.sample(num, g, dtype=torch.float32)
+    s = sample_sigmas(num, g)
+    e = torch.randn(x0.shape, generator=g)
+    with torch.no_grad():
+        return float((model(x0 + s[:, None] * e, s) - e).square().sum(1).mean())
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    K = tm.Embedded(tm.Circle(), 8, seed=1)
+    model = tm.MLPDenoiser(8, hidden=32, depth=2)
+    before = _eval_loss(model, K)
+    history = tm.train_denoiser(model, K, steps=150, batch_size=128, progress=False, seed=3)
+    return K, model, before, history
+
+
+def test_training_reduces_loss_toward_the_floor(trained):
+    K, model, before, history = trained
+    assert len(history) == 150 and all(isinstance(v, float) for v in history)
+    after = _eval_loss(model, K)
+    g = torch.Generator().manual_seed(5)
+    x0 = K.sample(2000, g, dtype=torch.float32)
+    s = sample_sigmas(2000, g)
+    e = torch.randn(x0.shape, generator=g)
+    floor = float((tm.ideal_denoiser(K)(x0 + s[:, None] * e, s) - e).square().sum(1).mean())
+    assert after < 0.8 * before
+    assert floor < after  # a 150-step model is still far above the Bayes floor
+    assert sum(history[-20:]) < sum(history[:20])
+
+
+def test_training_is_reproducible_and_accepts_tensors():
+    pts = tm.Sphere(2).sample(256, 0, dtype=torch.float32)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        m = tm.MLPDenoiser(3, hidden=16, depth=1)
+        runs.append(tm.train_denoiser(m, pts, steps=10, batch_size=32, progress=False, sigma_dist="lognormal"))
+    assert runs[0] == runs[1]
+
+
+def test_save_load_roundtrip(tmp_path, trained):
+    K, model, _, _ = trained
+    path = model.save(tmp_path / "ckpt")
+    loaded = tm.MLPDenoiser.load(path)
+    assert loaded.config() == model.config()
+    x = K.sample(16, 0, dtype=torch.float32)
+    torch.testing.assert_close(loaded(x, 0.1), model(x, 0.1), rtol=0, atol=0)
+    # Overwriting works and leaves no temporary files behind.
+    model.save(path)
+    assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"]
+    # float64 models round-trip in float64.
+    m64 = tm.MLPDenoiser(3, hidden=8, depth=1).double()
+    m64.save(tmp_path / "m64")
+    assert tm.MLPDenoiser.load(tmp_path / "m64")._param().dtype == torch.float64
+
+
+def test_corrupt_truncated_and_foreign_checkpoints(tmp_path, trained):
+    _, model, _, _ = trained
+    path = model.save(tmp_path / "c")
+    w = path / "model.safetensors"
+    good = w.read_bytes()
+    w.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        tm.MLPDenoiser.load(path)
+    w.write_bytes(good)
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        tm.MLPDenoiser.load(path)
+    (path / "config.json").write_text(json.dumps({"format": "something.else"}))
+    with pytest.raises(ValueError, match="not an MLPDenoiser"):
+        tm.MLPDenoiser.load(path)
+    with pytest.raises(FileNotFoundError):
+        tm.MLPDenoiser.load(tmp_path / "missing")
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.mkdir, (str(_Boom.marker),))
+
+
+def test_pickle_payload_is_never_executed(tmp_path, trained):
+    """A foreign file whose hash matches the config must fail to parse, not run."""
+    _, model, _, _ = trained
+    path = model.save(tmp_path / "evil")
+    _Boom.marker = tmp_path / "pwned"
+    payload = pickle.dumps({"x": _Boom()})
+    (path / "model.safetensors").write_bytes(payload)
+    cfg = json.loads((path / "config.json").read_text())
+    import hashlib
+
+    cfg["weights_sha256"] = hashlib.sha256(payload).hexdigest()
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="corrupt or foreign"):
+        tm.MLPDenoiser.load(path)
+    assert not _Boom.marker.exists()
+
+
+def test_bad_input(trained):
+    K, model, _, _ = trained
+    x = K.sample(4, 0, dtype=torch.float32)
+    with pytest.raises(ValueError, match="x"):
+        model(x.double(), 0.1)  # dtype mismatch
+    with pytest.raises(ValueError, match="x"):
+        model(x[:, :5], 0.1)  # shape mismatch
+    for sigma in (0.0, -0.5, float("nan")):
+        with pytest.raises(ValueError, match="sigma"):
+            model(x, sigma)
+    assert model(x.double().numpy(), 0.1).dtype == torch.float32  # NumPy input is converted
+    with pytest.raises(ValueError, match="sigma_dist"):
+        tm.train_denoiser(model, K, steps=1, sigma_dist="uniform", progress=False)
+    with pytest.raises(ValueError, match="ambient_dim"):
+        tm.train_denoiser(tm.MLPDenoiser(3), K, steps=1, progress=False)
+    with pytest.raises(ValueError, match="sigma_max"):
+        tm.train_denoiser(model, K, steps=1, sigma_min=1.0, sigma_max=0.5, progress=False)
+    with pytest.raises(TypeError, match="model"):
+        tm.train_denoiser(torch.nn.Linear(2, 2), K, steps=1, progress=False)
