@@ -101,18 +101,23 @@ class Sphere(Manifold):
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u, sq = self._squared_norm(x)
-        norm = sq.sqrt_()  # correctly rounded, so dist(x) is exact where it can be
-        p = self._scaled_direction(x, u, torch.div(self.radius, norm))
-        return p, norm.sub_(self.radius).abs_()
+        # The same nearest point as ``project`` bit for bit (callers compare the two),
+        # and a correctly rounded norm so that dist(x) is exact where it can be.
+        p = self._scaled_direction(x, u, self._inverse_norm(sq.clone()))
+        return p, sq.sqrt_().sub_(self.radius).abs_()
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        # rsqrt is about twice as fast as sqrt here and 1/‖u‖ is all the projection
-        # needs (within an ulp or two of R/sqrt); rsqrt(0) = inf marks the centre.
         u, sq = self._squared_norm(x)
+        return self._scaled_direction(x, u, self._inverse_norm(sq))
+
+    def _inverse_norm(self, sq: torch.Tensor) -> torch.Tensor:
+        """``R/‖u‖`` in place of ``sq = ‖u‖²``.
+
+        rsqrt is about twice as fast as sqrt here and 1/‖u‖ is all the projection
+        needs (within an ulp or two of R/sqrt); rsqrt(0) = inf marks the centre.
+        """
         inv = torch.rsqrt_(sq)
-        if self.radius != 1.0:
-            inv.mul_(self.radius)
-        return self._scaled_direction(x, u, inv)
+        return inv.mul_(self.radius) if self.radius != 1.0 else inv
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         c = self.center.to(dtype=p.dtype, device=p.device)
