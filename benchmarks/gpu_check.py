@@ -65,8 +65,13 @@ def main(argv=None) -> int:
     steps = 4 if args.small else args.train_steps
     batch = 16 if args.small else 256
     s = train_unet(out, steps=steps, batch_size=batch, device=dev, progress=False, checkpoint_every=0)
-    rows.append(("train digits UNet", f"{s['step']} steps, batch {batch}, {s['seconds']:.1f} s "
-                                      f"({s['seconds'] / s['step'] * 1000:.1f} ms/step), loss {s['loss']:.4f}"))
+    rows.append(
+        (
+            "train digits UNet",
+            f"{s['step']} steps, batch {batch}, {s['seconds']:.1f} s "
+            f"({s['seconds'] / s['step'] * 1000:.1f} ms/step), loss {s['loss']:.4f}",
+        )
+    )
     print(rows[-1], flush=True)
     unet, cfg = load_unet(out, device=dev)
     den = from_diffusers(unet, cfg)
@@ -97,8 +102,12 @@ def main(argv=None) -> int:
         ref = fn(den_cpu, sig, float(sig[0]) * xi[:16], **kw)
         err = float((out_gpu[:16].cpu() - ref).abs().max() / ref.abs().max())
         ok = bool(torch.isfinite(out_gpu).all())
-        rows.append((f"sample {key}", f"{n_img} images, {len(sig) - 1} steps, {dt:.2f} s; "
-                                      f"max |GPU − CPU| / max|x| = {err:.2e}; finite: {ok}"))
+        rows.append(
+            (
+                f"sample {key}",
+                f"{n_img} images, {len(sig) - 1} steps, {dt:.2f} s; max |GPU − CPU| / max|x| = {err:.2e}; finite: {ok}",
+            )
+        )
         print(rows[-1], flush=True)
 
     # the diffusers pipeline with the GE scheduler on CUDA
@@ -106,15 +115,20 @@ def main(argv=None) -> int:
 
     pipe = DDPMPipeline(unet=unet, scheduler=GradientEstimationScheduler.from_config(cfg)).to(dev)
     pipe.set_progress_bar_config(disable=True)
-    img = pipe(batch_size=8, generator=torch.Generator(device=dev).manual_seed(3), num_inference_steps=10,
-               output_type="pt").images
+    img = pipe(
+        batch_size=8, generator=torch.Generator(device=dev).manual_seed(3), num_inference_steps=10, output_type="pt"
+    ).images
     gdev = torch.Generator(device=dev).manual_seed(3)
     z_N = torch.randn((8, 1, 8, 8), generator=gdev, device=dev)
     sig = pipe.scheduler.sigmas
     x0 = tm.gradient_estimation(den, sig, z_N * math.sqrt(1 + float(sig[0]) ** 2))
     expect = (x0 / math.sqrt(1 + float(sig[-1]) ** 2) / 2 + 0.5).clamp(0, 1)
-    rows.append(("DDPMPipeline + GE scheduler vs tm.gradient_estimation",
-                 f"max abs diff {float((img.to(dev) - expect).abs().max()):.2e} (images in [0, 1])"))
+    rows.append(
+        (
+            "DDPMPipeline + GE scheduler vs tm.gradient_estimation",
+            f"max abs diff {float((img.to(dev) - expect).abs().max()):.2e} (images in [0, 1])",
+        )
+    )
     print(rows[-1], flush=True)
 
     # 3. finite-set ideal denoiser at CIFAR scale vs matmul
@@ -132,8 +146,12 @@ def main(argv=None) -> int:
     t_id = timed(lambda: ideal(x, 0.5), dev, reps)
     flops = 2.0 * B * n * M
     rows.append(("torch.matmul (B, n) @ (n, M)", f"{t_mm * 1000:.2f} ms ({flops / t_mm / 1e12:.1f} TFLOP/s)"))
-    rows.append(("finite-set ideal denoiser, σ = 0.5", f"{t_id * 1000:.2f} ms = {t_id / t_mm:.2f}× one matmul "
-                                                       f"(floor: 2 products ⇒ 2×)"))
+    rows.append(
+        (
+            "finite-set ideal denoiser, σ = 0.5",
+            f"{t_id * 1000:.2f} ms = {t_id / t_mm:.2f}× one matmul (floor: 2 products ⇒ 2×)",
+        )
+    )
     print(rows[-2], rows[-1], flush=True)
     # correctness of the fast kernel at this scale against a float64 softmax on a few rows
     xs = x[:4].double().cpu()

@@ -52,16 +52,27 @@ def train_within(out: Path, minutes: float, device: torch.device, seed: int, bat
     """Calibrate the step time, then train for about ``minutes`` (hard stop at the budget)."""
     budget = 60.0 * minutes
     t0 = time.time()
-    probe = train_unet(out / "probe", steps=12, checkpoint_every=0, device=device, progress=False, seed=seed,
-                       batch_size=batch)
+    probe = train_unet(
+        out / "probe", steps=12, checkpoint_every=0, device=device, progress=False, seed=seed, batch_size=batch
+    )
     per_step = probe["seconds"] / 12
     spent = time.time() - t0
     steps = max(200, int(0.93 * (budget - spent - 15) / per_step))
-    print(f"[train] {per_step * 1000:.0f} ms/step measured; training {steps} steps "
-          f"(budget {minutes:.1f} min incl. calibration)", flush=True)
-    summary = train_unet(out, steps=steps, checkpoint_every=max(steps // 4, 1), device=device, seed=seed,
-                         batch_size=batch,
-                         max_seconds=budget - (time.time() - t0) - 5, progress=sys.stderr.isatty())
+    print(
+        f"[train] {per_step * 1000:.0f} ms/step measured; training {steps} steps "
+        f"(budget {minutes:.1f} min incl. calibration)",
+        flush=True,
+    )
+    summary = train_unet(
+        out,
+        steps=steps,
+        checkpoint_every=max(steps // 4, 1),
+        device=device,
+        seed=seed,
+        batch_size=batch,
+        max_seconds=budget - (time.time() - t0) - 5,
+        progress=sys.stderr.isatty(),
+    )
     summary["wall_total"] = time.time() - t0
     summary["planned_steps"] = steps
     return summary
@@ -89,8 +100,9 @@ def schedules_for(n: int, table: torch.Tensor) -> dict[str, tuple]:
 
 
 def sampler_nfe(fn, sigmas) -> int:
-    name = {tm.ddim: "ddim", tm.gradient_estimation: "gradient_estimation", tm.heun: "heun",
-            tm.dpmpp_2m: "dpmpp_2m"}[fn]
+    name = {tm.ddim: "ddim", tm.gradient_estimation: "gradient_estimation", tm.heun: "heun", tm.dpmpp_2m: "dpmpp_2m"}[
+        fn
+    ]
     return nfe(name, sigmas)
 
 
@@ -98,7 +110,7 @@ def sampler_nfe(fn, sigmas) -> int:
 def run_sampler(fn, den, sigmas, xi, kw, batch) -> torch.Tensor:
     outs = []
     for b in range(0, xi.shape[0], batch):
-        x = float(sigmas[0]) * xi[b: b + batch]
+        x = float(sigmas[0]) * xi[b : b + batch]
         outs.append(fn(den, sigmas, x, **kw).float())
     return torch.cat(outs)
 
@@ -132,16 +144,22 @@ def main(argv=None) -> int:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), int(os.environ.get("BENCH_THREADS", "1")))))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"device: {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}), "
-          f"torch threads: {torch.get_num_threads()}", flush=True)
+    print(
+        f"device: {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}), "
+        f"torch threads: {torch.get_num_threads()}",
+        flush=True,
+    )
 
     # 1. the model
     if args.checkpoint is None:
         cpu0 = time.process_time()
         summary = train_within(out / "unet", args.train_minutes, dev, args.seed, args.train_batch)
-        print(f"[train] {summary['step']} steps, final loss {summary['loss']:.4f}, "
-              f"{summary['wall_total'] / 60:.2f} min wall, {(time.process_time() - cpu0) / 60:.2f} min CPU time "
-              f"(process), {summary['seconds'] / max(summary['step'], 1) * 1000:.0f} ms/step", flush=True)
+        print(
+            f"[train] {summary['step']} steps, final loss {summary['loss']:.4f}, "
+            f"{summary['wall_total'] / 60:.2f} min wall, {(time.process_time() - cpu0) / 60:.2f} min CPU time "
+            f"(process), {summary['seconds'] / max(summary['step'], 1) * 1000:.0f} ms/step",
+            flush=True,
+        )
         ckpt = out / "unet"
     else:
         ckpt = Path(args.checkpoint)
@@ -164,19 +182,21 @@ def main(argv=None) -> int:
 
     def feats(x):
         with torch.no_grad():
-            return torch.cat([clf.features(x[b: b + 1000].to(dev)).double().cpu() for b in range(0, len(x), 1000)])
+            return torch.cat([clf.features(x[b : b + 1000].to(dev)).double().cpu() for b in range(0, len(x), 1000)])
 
     def confident(x):
         # a digit label (not the reject class 10) with probability > 0.9
         with torch.no_grad():
-            p = torch.cat([clf.predict_proba(x[b: b + 1000].to(dev)).cpu() for b in range(0, len(x), 1000)])
+            p = torch.cat([clf.predict_proba(x[b : b + 1000].to(dev)).cpu() for b in range(0, len(x), 1000)])
         conf, label = p.max(1)
         return float(((conf > 0.9) & (label != clf.reject_class)).float().mean())
 
     f_all = feats(x_all)
     fd_floor = metrics.frechet_distance(feats(x_te), feats(x_tr))
-    print(f"[reference] FD(test split, train split) = {fd_floor:.3f} (the floor from finite samples); "
-          f"real digits labelled with confidence > 0.9: {confident(x_all) * 100:.1f}%")
+    print(
+        f"[reference] FD(test split, train split) = {fd_floor:.3f} (the floor from finite samples); "
+        f"real digits labelled with confidence > 0.9: {confident(x_all) * 100:.1f}%"
+    )
 
     xi = initial_noise(range(args.num_samples), (1, 8, 8), seed=args.seed).to(dev)
     xi_ode = xi[: args.ode_samples]
@@ -195,15 +215,21 @@ def main(argv=None) -> int:
             fd = metrics.frechet_distance(feats(samples), f_all)
             conf = confident(samples[: args.confidence_samples])
             rows.append((n, name, sampler_nfe(fn, sig), fd, conf, ode, dt))
-            print(f"  NFE {n:>2} {name:<22} nfe={rows[-1][2]:>2} FD={fd:8.3f} conf>0.9={conf * 100:5.1f}% "
-                  f"ODE-RMS={ode:.4f} ({dt:.1f} s)", flush=True)
+            print(
+                f"  NFE {n:>2} {name:<22} nfe={rows[-1][2]:>2} FD={fd:8.3f} conf>0.9={conf * 100:5.1f}% "
+                f"ODE-RMS={ode:.4f} ({dt:.1f} s)",
+                flush=True,
+            )
 
     print()
-    print(f"Fréchet distance in digits-classifier feature space ({args.num_samples} samples vs 1797 digits; "
-          f"classifier test accuracy {acc * 100:.2f}%; floor FD(test, train) = {fd_floor:.3f})")
+    print(
+        f"Fréchet distance in digits-classifier feature space ({args.num_samples} samples vs 1797 digits; "
+        f"classifier test accuracy {acc * 100:.2f}%; floor FD(test, train) = {fd_floor:.3f})"
+    )
     print()
-    print(f"| NFE | sampler | actual NFE | FD ↓ | conf > 0.9 (first {args.confidence_samples}) "
-          "| ODE RMS vs 1000-step ↓ |")
+    print(
+        f"| NFE | sampler | actual NFE | FD ↓ | conf > 0.9 (first {args.confidence_samples}) | ODE RMS vs 1000-step ↓ |"
+    )
     print("|---:|---|---:|---:|---:|---:|")
     for n, name, k, fd, conf, ode, _ in rows:
         print(f"| {n} | {name} | {k} | {fd:.3f} | {conf * 100:.1f}% | {ode:.4f} |")
@@ -211,8 +237,10 @@ def main(argv=None) -> int:
     ge10 = [r for r in rows if r[0] == 10 and r[1].startswith("GE")]
     dd10 = [r for r in rows if r[0] == 10 and r[1].startswith("DDIM (DDIM grid)")]
     if ge10 and dd10:
-        print(f"GE (NFE 10) FD {ge10[0][3]:.3f} vs DDIM (NFE 10) FD {dd10[0][3]:.3f}: "
-              f"{'GE lower' if ge10[0][3] < dd10[0][3] else 'GE NOT lower'}")
+        print(
+            f"GE (NFE 10) FD {ge10[0][3]:.3f} vs DDIM (NFE 10) FD {dd10[0][3]:.3f}: "
+            f"{'GE lower' if ge10[0][3] < dd10[0][3] else 'GE NOT lower'}"
+        )
     print(f"sampling + scoring time: {(time.time() - t_start) / 60:.2f} min")
     return 0
 

@@ -74,8 +74,9 @@ def test_pipeline_equals_gradient_estimation_through_from_diffusers(saved_pipeli
     pipe.unet.to(dtype)
     pipe.scheduler = GradientEstimationScheduler.from_config(pipe.scheduler.config)
     assert isinstance(pipe.scheduler, GradientEstimationScheduler)
-    images = pipe(batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=steps,
-                  output_type="pt").images
+    images = pipe(
+        batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=steps, output_type="pt"
+    ).images
 
     sched = pipe.scheduler
     sigmas = sched.sigmas
@@ -98,8 +99,9 @@ def test_ddpm_variant_matches_tm_ddpm_with_shared_noise(saved_pipeline):
     pipe = load(saved_pipeline)
     pipe.unet.to(torch.float64)
     pipe.scheduler = GradientEstimationScheduler.from_config(pipe.scheduler.config, gamma=1.0, mu=0.5)
-    images = pipe(batch_size=2, generator=torch.Generator().manual_seed(3), num_inference_steps=6,
-                  output_type="pt").images
+    images = pipe(
+        batch_size=2, generator=torch.Generator().manual_seed(3), num_inference_steps=6, output_type="pt"
+    ).images
     sigmas = pipe.scheduler.sigmas
     g = torch.Generator().manual_seed(3)
     xi = torch.randn(2, 1, 8, 8, generator=g, dtype=torch.float64)  # the pipeline's z_N; g then feeds the noise
@@ -150,8 +152,16 @@ def test_linspace_schedule_and_gamma_one_is_ddim(dtype):
     "config",
     [
         # Stable Diffusion v1's PNDM config and its DDIM config
-        dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-             skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1, trained_betas=None),
+        dict(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            num_train_timesteps=1000,
+            skip_prk_steps=True,
+            set_alpha_to_one=False,
+            steps_offset=1,
+            trained_betas=None,
+        ),
         "ddim",
         "cosine",
     ],

@@ -29,8 +29,9 @@ def make_denoiser():
 def run_all():
     den, _ = make_denoiser()
     sig = tm.schedules.loglinear(40.0, 0.05, 6)
-    samples = sample_sharded(tm.gradient_estimation, den, sig, SHAPE, NUM, seed=3, batch_size=BATCH,
-                             dtype=torch.float64)
+    samples = sample_sharded(
+        tm.gradient_estimation, den, sig, SHAPE, NUM, seed=3, batch_size=BATCH, dtype=torch.float64
+    )
     scores = map_sharded(lambda x: x.flatten(1).square().sum(1, keepdim=True), samples, batch_size=2)
     return samples, scores
 

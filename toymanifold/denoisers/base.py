@@ -29,9 +29,7 @@ class Denoiser(abc.ABC):
             raise ValueError(f"x must have shape (B, *shape), got shape {tuple(x.shape)}")
         flat = x.reshape(x.shape[0], -1)
         if self.ambient_dim is not None and flat.shape[1] != self.ambient_dim:
-            raise ValueError(
-                f"x must flatten to (B, {self.ambient_dim}) for this denoiser, got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"x must flatten to (B, {self.ambient_dim}) for this denoiser, got shape {tuple(x.shape)}")
         s = check_sigma(sigma, flat)
         return self._eps(flat, s).reshape(x.shape)
 

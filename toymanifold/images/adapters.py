@@ -17,8 +17,14 @@ from .discrete import DiscreteTimeEpsModel
 __all__ = ["DiffusersUNetDenoiser", "alphas_cumprod_from_config", "from_diffusers", "scheduler_config_dict"]
 
 # Keys of a diffusers DDPM/DDIM/PNDM/... scheduler config that define ᾱ_t.
-_BETA_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
-              "rescale_betas_zero_snr")
+_BETA_KEYS = (
+    "num_train_timesteps",
+    "beta_start",
+    "beta_end",
+    "beta_schedule",
+    "trained_betas",
+    "rescale_betas_zero_snr",
+)
 
 
 def scheduler_config_dict(scheduler_config: Any, name: str = "scheduler_config") -> dict:
@@ -94,8 +100,13 @@ class DiffusersUNetDenoiser(DiscreteTimeEpsModel):
     passed to the UNet on every call (e.g. ``encoder_hidden_states``).
     """
 
-    def __init__(self, unet: Any, alphas_cumprod: Any, timestep: str = "interpolate",
-                 model_kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        unet: Any,
+        alphas_cumprod: Any,
+        timestep: str = "interpolate",
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.sample_shape = _unet_sample_shape(unet)
         self.model_kwargs = dict(model_kwargs or {})
         self.unet = unet
@@ -167,7 +178,5 @@ def from_diffusers(
         if ds[0] != shape[0]:
             raise ValueError(f"data has {ds[0]} channels but the UNet has in_channels={shape[0]}")
         if ds[1:] != shape[1:]:
-            raise ValueError(
-                f"data images are {ds[1]}x{ds[2]} but the UNet's sample_size is {shape[1]}x{shape[2]}"
-            )
+            raise ValueError(f"data images are {ds[1]}x{ds[2]} but the UNet's sample_size is {shape[1]}x{shape[2]}")
     return DiffusersUNetDenoiser(unet, abar, timestep=timestep, model_kwargs=model_kwargs)

@@ -32,10 +32,14 @@ class DigitsClassifier(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(64 * 4 * 4, self.feature_dim), nn.ReLU(),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 4 * 4, self.feature_dim),
+            nn.ReLU(),
         )
         self.head = nn.Linear(self.feature_dim, self.num_classes)
 
@@ -67,8 +71,9 @@ def _negatives(xb: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return out.clamp(-1.0, 1.0)
 
 
-def train_classifier(*, epochs: int = 25, seed: int = 0, device: str | torch.device = "cpu",
-                     batch_size: int = 64, progress: bool = False) -> tuple[DigitsClassifier, float]:
+def train_classifier(
+    *, epochs: int = 25, seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 64, progress: bool = False
+) -> tuple[DigitsClassifier, float]:
     """Train :class:`DigitsClassifier` on the fixed train split; return it (eval mode) and its test accuracy.
 
     Each batch adds random ±1-pixel shifts and small pixel noise (σ = 0.05) to the
@@ -89,7 +94,7 @@ def train_classifier(*, epochs: int = 25, seed: int = 0, device: str | torch.dev
     for _ in trange(epochs, disable=not progress, desc="classifier"):
         perm = torch.randperm(len(y_tr), generator=g)
         for b in range(0, len(perm), batch_size):
-            idx = perm[b: b + batch_size]
+            idx = perm[b : b + batch_size]
             xb = x_tr[idx]
             shift = torch.randint(-1, 2, (2,), generator=g).tolist()
             xb = torch.roll(xb, shifts=shift, dims=(2, 3))

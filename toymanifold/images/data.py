@@ -106,7 +106,8 @@ def load_cifar10(root: str | os.PathLike, train: bool = True, *, download: bool 
                 f"batches in {folder}"
             ) from exc
         download_and_extract_archive(
-            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", str(root),
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            str(root),
             md5="c58f30108f718f92721af3b95e74349a",
         )
         missing = [n for n in names if not (folder / n).is_file()]

@@ -32,9 +32,7 @@ def validate_alphas_cumprod(alphas_cumprod: Any, name: str = "alphas_cumprod") -
     if a.ndim != 1 or a.shape[0] < 2:
         raise ValueError(f"{name} must be a 1-D array with at least 2 entries, got shape {tuple(a.shape)}")
     if bool((a <= 0).any()) or bool((a > 1).any()):
-        raise ValueError(
-            f"{name} must lie in (0, 1], got min {a.min().item():.6g} and max {a.max().item():.6g}"
-        )
+        raise ValueError(f"{name} must lie in (0, 1], got min {a.min().item():.6g} and max {a.max().item():.6g}")
     d = a[1:] - a[:-1]
     if not bool((d < 0).all()):
         i = int(torch.nonzero(d >= 0)[0, 0])
@@ -248,4 +246,3 @@ class DiscreteTimeEpsModel(Denoiser):
             f"DiscreteTimeEpsModel(model={type(self.model).__name__}, T={self.num_train_timesteps}, "
             f"sigma_range=[{self.sigma_min:.4g}, {self.sigma_max:.4g}], timestep={self.timestep!r})"
         )
-

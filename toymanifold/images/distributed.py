@@ -66,8 +66,9 @@ def shard_range(num: int, rank: int, world_size: int) -> range:
     return range(start, start + base + (1 if rank < extra else 0))
 
 
-def initial_noise(indices: Sequence[int] | range, shape: Sequence[int], seed: int = 0,
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def initial_noise(
+    indices: Sequence[int] | range, shape: Sequence[int], seed: int = 0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """``ξ_i ~ N(0, I)`` of ``shape`` for each global index ``i``, each from its own CPU generator.
 
     Seeded by ``seed * 1_000_003 + i``: the same ``(seed, i)`` gives the same ``ξ_i`` in
@@ -101,8 +102,13 @@ def gather_samples(local: torch.Tensor, num: int) -> torch.Tensor:
     return torch.cat([p[:s] for p, s in zip(parts, sizes)])
 
 
-def map_sharded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, batch_size: int = 512,
-                device: torch.device | str | None = None) -> torch.Tensor:
+def map_sharded(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Apply ``fn`` to this rank's shard of ``x`` (in batches) and all-gather the results.
 
     For scoring: e.g. classifier features of all samples, computed by every process on
@@ -112,7 +118,7 @@ def map_sharded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, 
     idx = shard_range(x.shape[0], rank, world)
     outs = []
     for b in range(idx.start, idx.stop, batch_size):
-        chunk = x[b: min(b + batch_size, idx.stop)]
+        chunk = x[b : min(b + batch_size, idx.stop)]
         outs.append(fn(chunk.to(device) if device is not None else chunk))
     if not outs:  # an empty shard still takes part in the gather
         probe = fn(x[:1].to(device) if device is not None else x[:1])

@@ -226,8 +226,16 @@ def train_unet(
     c, h = unet_config["in_channels"], unet_config["sample_size"]
     if tuple(x_all.shape[1:]) != (c, h, h):
         raise ValueError(f"data images have shape {tuple(x_all.shape[1:])} but the UNet expects {(c, h, h)}")
-    meta = dict(dataset=dataset, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, ema_decay=ema_decay,
-                seed=seed, unet_config=unet_config)
+    meta = dict(
+        dataset=dataset,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        ema_decay=ema_decay,
+        seed=seed,
+        unet_config=unet_config,
+    )
 
     torch.manual_seed(seed)  # UNet initialisation
     unet = diffusers.UNet2DModel(**unet_config).to(dev).train()
