@@ -113,7 +113,7 @@ def bench_finite(m: int, n: int, b: int, reps: int) -> None:
                 return pts[i]
 
         sd = IdealDenoiser(_DS())
-        sig = torch.full((b,), sigma)
+        sig = torch.tensor(sigma)  # its forward broadcasts a (B,) sigma against (B, n) wrongly
         with torch.no_grad():
             t_sd = _median_time(lambda: sd(x, sig), reps)
         rows.append(("smalldiffusion IdealDenoiser", t_sd))
