@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             f"({s['seconds'] / s['step'] * 1000:.1f} ms/step), loss {s['loss']:.4f}",
         )
     )
-    print(rows[-1], flush=True)
+    print(*rows[-1], sep=": ", flush=True)
     unet, cfg = load_unet(out, device=dev)
     den = from_diffusers(unet, cfg)
     unet_cpu, _ = load_unet(out, device="cpu")
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
                 f"{n_img} images, {len(sig) - 1} steps, {dt:.2f} s; max |GPU − CPU| / max|x| = {err:.2e}; finite: {ok}",
             )
         )
-        print(rows[-1], flush=True)
+        print(*rows[-1], sep=": ", flush=True)
 
     # the diffusers pipeline with the GE scheduler on CUDA
     from diffusers import DDPMPipeline
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
             f"max abs diff {float((img.to(dev) - expect).abs().max()):.2e} (images in [0, 1])",
         )
     )
-    print(rows[-1], flush=True)
+    print(*rows[-1], sep=": ", flush=True)
 
     # 3. finite-set ideal denoiser at CIFAR scale vs matmul
     M, n, B = (2000, 256, 100) if args.small else (50_000, 3072, 1000)
@@ -152,7 +152,8 @@ def main(argv=None) -> int:
             f"{t_id * 1000:.2f} ms = {t_id / t_mm:.2f}× one matmul (floor: 2 products ⇒ 2×)",
         )
     )
-    print(rows[-2], rows[-1], flush=True)
+    for row in rows[-2:]:
+        print(*row, sep=": ", flush=True)
     # correctness of the fast kernel at this scale against a float64 softmax on a few rows
     xs = x[:4].double().cpu()
     d2 = torch.cdist(xs, K.points) ** 2
