@@ -22,15 +22,6 @@ from toymanifold import schedules
 diffusers = pytest.importorskip("diffusers")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small matmuls: one thread avoids OpenMP barrier stalls on a loaded machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class EpsModel(torch.nn.Module):
     """A fixed, smooth ε model ``model(z, t)`` in float32 that depends on both ``z`` and ``t``
     (a sinusoidal timestep embedding, as UNets use). Records the timesteps it is fed."""

@@ -31,15 +31,6 @@ def tolerance(dtype, n_steps, magnitude):
     return 8 * max(n_steps, 1) * u * magnitude
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny UNets: threading costs more than it gains (and the CI box is shared)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_unet(seed=0, sample_size=8, channels=1):
     torch.manual_seed(seed)
     return UNet2DModel(

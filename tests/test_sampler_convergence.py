@@ -25,15 +25,6 @@ import toymanifold as tm
 from toymanifold import schedules
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny matmuls: one thread avoids OpenMP barrier stalls on a loaded machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class GaussianSubspace:
     def __init__(self, n=16, d=3, s=1.0, seed=0):
         g = torch.Generator().manual_seed(seed)

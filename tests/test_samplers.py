@@ -22,16 +22,6 @@ from toymanifold import schedules
 F64_EPS = torch.finfo(torch.float64).eps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tests run tiny matmuls; on a loaded 2-core machine OpenMP's second thread
-    # turns each into ~40 ms of barrier waiting. One thread, restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
