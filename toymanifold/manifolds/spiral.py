@@ -82,7 +82,7 @@ __all__ = ["Spiral", "SwissRoll"]
 _TWO_PI = 2.0 * math.pi
 _HALF_PI = 0.5 * math.pi
 _BACK_GRID = 129
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
 
 
 # --------------------------------------------------------------------------------------
@@ -299,34 +299,77 @@ def _interval_gap(r: torch.Tensor, lo, hi) -> torch.Tensor:
 
 
 def _nearest_point(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: float):
-    """A global nearest point ``(p1, p2)`` of ``γ`` for each planar point (float64)."""
-    rho = torch.sqrt(x1 * x1 + x2 * x2)
-    phi = torch.atan2(x2, x1)
-    r_over_b = rho / b
+    """A global nearest point ``(p1, p2)`` of ``γ`` for each planar point (float64).
 
-    # Endpoints are always candidates; their coordinates are constants.
+    The full-size work (polar coordinates, endpoints, the bulk primary solve, the masks
+    of fact 4) runs in chunks that keep its working vectors in cache and its
+    temporaries recycled; the solves on minorities of points (redos, other windows,
+    the back half-turn) are batched over all chunks, as their cost is per call.
+    """
+    n = x1.shape[0]
+    rho, phi, best_g, best_1, best_2 = (torch.empty_like(x1) for _ in range(5))
     e0 = (b * t0 * math.cos(t0), b * t0 * math.sin(t0))
     e1 = (b * t1 * math.cos(t1), b * t1 * math.sin(t1))
-    g0 = (x1 - e0[0]) ** 2 + (x2 - e0[1]) ** 2
-    g1 = (x1 - e1[0]) ** 2 + (x2 - e1[1]) ** 2
-    first = g0 <= g1
-    best_g = torch.where(first, g0, g1)
-    best_1 = torch.tensor([e1[0], e0[0]], dtype=x1.dtype, device=x1.device)[first.long()]
-    best_2 = torch.tensor([e1[1], e0[1]], dtype=x1.dtype, device=x1.device)[first.long()]
+    t_back = min(t1, t0 + math.pi)
+    rho_f = math.inf if t1 - t0 < 1.5 * math.pi else b * _HALF_PI * (1.0 + math.pi / (4.0 * t0))
+    redo_i, redo_k, other_i, other_lo, other_hi, other_k, back_i = ([] for _ in range(7))
+    for i in range(0, n, _CHUNK):
+        sl = slice(i, i + _CHUNK)
+        a1, a2 = x1[sl], x2[sl]
+        r_c = torch.sqrt(a1 * a1 + a2 * a2, out=rho[sl])
+        p_c = torch.atan2(a2, a1, out=phi[sl])
+        r_over_b = r_c / b
+        # Endpoints are always candidates; their coordinates are constants.
+        g0 = (a1 - e0[0]).square_().add_((a2 - e0[1]).square_())
+        g1 = (a1 - e1[0]).square_().add_((a2 - e1[1]).square_())
+        first = g0 <= g1
+        bg = torch.where(first, g0, g1)
+        b1 = torch.full_like(a1, e1[0]).masked_fill_(first, e0[0])  # (where(scalars) is float32)
+        b2 = torch.full_like(a1, e1[1]).masked_fill_(first, e0[1])
+        # Primary pass: the half-window whose centre is nearest ρ/b (fact 4), in bulk.
+        k_near = torch.round((r_over_b - p_c) / _TWO_PI)
+        found, valley, ok, theta, c, s = _primary_window(a1, a2, r_c, p_c, k_near, b, t0, t1)
+        r = b * theta
+        q1, q2 = r * c, r * s
+        g = (a1 - q1).square_().add_((a2 - q2).square_())
+        better = ok & (g < bg)
+        torch.where(better, g, bg, out=best_g[sl])
+        torch.where(better, q1, b1, out=best_1[sl])
+        torch.where(better, q2, b2, out=best_2[sl])
+        redo = (found & ~ok) | valley
+        if bool(redo.any()):
+            j = torch.nonzero(redo).squeeze(1)
+            redo_i.append(j + i)
+            redo_k.append(k_near[j])
+        # Every other half-window whose lower bound (bθ − ρ)² < best: its θ-range must
+        # meet [ρ/b − w, ρ/b + w] with w = √best / b, which bounds its index k. (best
+        # is taken before the redos: a superset of windows, so still every one that
+        # can hold a better point.) Windows entirely outside [θ₀, θ₁] are dropped
+        # from the range up front (solve would discard them).
+        w = torch.sqrt(best_g[sl]) / b
+        k_lo = torch.ceil((r_over_b - w - _HALF_PI - p_c) / _TWO_PI)
+        k_lo = torch.maximum(k_lo, torch.ceil((t0 - _HALF_PI - p_c) / _TWO_PI))
+        k_hi = torch.floor((r_over_b + w + _HALF_PI - p_c) / _TWO_PI)
+        k_hi = torch.minimum(k_hi, torch.floor((t1 + _HALF_PI - p_c) / _TWO_PI))
+        other = (k_hi >= k_lo) & ((k_lo != k_near) | (k_hi != k_near))
+        if bool(other.any()):
+            j = torch.nonzero(other).squeeze(1)
+            other_i.append(j + i)
+            other_lo.append(k_lo[j])
+            other_hi.append(k_hi[j])
+            other_k.append(k_near[j])
+        # Back half-windows (fact 3): only the first half-turn, only near the centre;
+        # screened here with the current best, re-screened with the final one below.
+        gap = b * _interval_gap(r_over_b, t0, t_back)
+        need = (r_c <= rho_f) & (gap * gap < best_g[sl])
+        if bool(need.any()):
+            back_i.append(torch.nonzero(need).squeeze(1) + i)
 
     def consider(idx, theta, c, s):
-        """Replace the best candidate where ``γ(theta)`` is closer (idx None: all points)."""
-        nonlocal best_g, best_1, best_2
-        a1, a2 = (x1, x2) if idx is None else (x1[idx], x2[idx])
+        """Replace the best candidate of the points ``idx`` where ``γ(theta)`` is closer."""
         r = b * theta
         p1, p2 = r * c, r * s
-        g = (a1 - p1) ** 2 + (a2 - p2) ** 2
-        if idx is None:
-            better = g < best_g
-            best_g = torch.where(better, g, best_g)
-            best_1 = torch.where(better, p1, best_1)
-            best_2 = torch.where(better, p2, best_2)
-            return
+        g = (x1[idx] - p1) ** 2 + (x2[idx] - p2) ** 2
         better = g < best_g[idx]
         if bool(better.any()):
             # One window per point per call: the indices are distinct, scatter is safe.
@@ -335,17 +378,13 @@ def _nearest_point(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: 
 
     def solve(idx, k):
         """Solve the front half-window ``k`` (float tensor) of the points ``idx``."""
-        if idx is None:
-            a1, a2, r, centre = x1, x2, rho, phi + _TWO_PI * k
-        else:
-            a1, a2, r, centre = x1[idx], x2[idx], rho[idx], phi[idx] + _TWO_PI * k
+        a1, a2, r, centre = x1[idx], x2[idx], rho[idx], phi[idx] + _TWO_PI * k
         lo = torch.clamp(centre - _HALF_PI, min=t0)
         hi = torch.clamp(centre + _HALF_PI, max=t1)
         valid = lo < hi
         if not bool(valid.all()):
             j = torch.nonzero(valid).squeeze(1)
-            idx = j if idx is None else idx[j]
-            a1, a2, r, centre, lo, hi = a1[j], a2[j], r[j], centre[j], lo[j], hi[j]
+            idx, a1, a2, r, centre, lo, hi = idx[j], a1[j], a2[j], r[j], centre[j], lo[j], hi[j]
         if lo.numel() == 0:
             return
         theta, found, c, s = _front_window_min(a1, a2, r, lo, hi, centre, b)
@@ -353,54 +392,27 @@ def _nearest_point(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: 
             consider(idx, theta, c, s)
         else:
             j = torch.nonzero(found).squeeze(1)
-            consider(j if idx is None else idx[j], theta[j], c[j], s[j])
+            consider(idx[j], theta[j], c[j], s[j])
 
-    # Primary pass: the half-window whose centre is nearest ρ/b (fact 4), in bulk.
-    k_near = torch.round((r_over_b - phi) / _TWO_PI)
-    found, valley, ok, theta, c, s = _primary_window(x1, x2, rho, phi, k_near, b, t0, t1)
-    r = b * theta
-    p1, p2 = r * c, r * s
-    g = (x1 - p1) ** 2 + (x2 - p2) ** 2
-    better = ok & (g < best_g)
-    best_g = torch.where(better, g, best_g)
-    best_1 = torch.where(better, p1, best_1)
-    best_2 = torch.where(better, p2, best_2)
-    redo = (found & ~ok) | valley
-    if bool(redo.any()):
-        idx = torch.nonzero(redo).squeeze(1)
-        solve(idx, k_near[idx])
-
-    # Every other half-window whose lower bound (bθ − ρ)² < best: its θ-range must meet
-    # [ρ/b − w, ρ/b + w] with w = √best / b, which bounds its index k.
-    # Windows entirely outside [θ₀, θ₁] are dropped from the range up front (solve
-    # would discard them), and the loop runs on the minority of points whose range
-    # holds a window other than the primary one: full-size masks per window index
-    # cost more than the solves.
-    w = torch.sqrt(best_g) / b
-    k_lo = torch.ceil((r_over_b - w - _HALF_PI - phi) / _TWO_PI)
-    k_lo = torch.maximum(k_lo, torch.ceil((t0 - _HALF_PI - phi) / _TWO_PI))
-    k_hi = torch.floor((r_over_b + w + _HALF_PI - phi) / _TWO_PI)
-    k_hi = torch.minimum(k_hi, torch.floor((t1 + _HALF_PI - phi) / _TWO_PI))
-    other = (k_hi >= k_lo) & ((k_lo != k_near) | (k_hi != k_near))
-    if bool(other.any()):
-        sub = torch.nonzero(other).squeeze(1)
-        k_lo, k_hi, k_sub = k_lo[sub], k_hi[sub], k_near[sub]
+    if redo_i:
+        solve(torch.cat(redo_i), torch.cat(redo_k))
+    # The loop runs on the minority of points whose range holds a window other than
+    # the primary one: full-size masks per window index cost more than the solves.
+    if other_i:
+        sub, k_lo, k_hi, k_sub = (torch.cat(v) for v in (other_i, other_lo, other_hi, other_k))
         for j in range(int((k_hi - k_lo).max()) + 1):
             k = k_lo + j
             need = (k <= k_hi) & (k != k_sub)
             if bool(need.any()):
                 i = torch.nonzero(need).squeeze(1)
                 solve(sub[i], k[i])
-
-    # Back half-windows (fact 3): only the first half-turn, only near the centre.
-    t_back = min(t1, t0 + math.pi)
-    rho_f = math.inf if t1 - t0 < 1.5 * math.pi else b * _HALF_PI * (1.0 + math.pi / (4.0 * t0))
-    gap = b * _interval_gap(r_over_b, t0, t_back)
-    need = (rho <= rho_f) & (gap * gap < best_g)
-    if bool(need.any()):
-        idx = torch.nonzero(need).squeeze(1)
-        theta = _grid_search(x1[idx], x2[idx], b, t0, t_back)
-        consider(idx, theta, torch.cos(theta), torch.sin(theta))
+    if back_i:
+        idx = torch.cat(back_i)
+        gap = b * _interval_gap(rho[idx] / b, t0, t_back)
+        idx = idx[gap * gap < best_g[idx]]
+        if idx.numel() > 0:
+            theta = _grid_search(x1[idx], x2[idx], b, t0, t_back)
+            consider(idx, theta, torch.cos(theta), torch.sin(theta))
     return best_1, best_2
 
 
@@ -609,16 +621,10 @@ class Spiral(Manifold):
 
     def _project_planar(self, q: torch.Tensor) -> torch.Tensor:
         q64 = q.to(torch.float64)
-        out = torch.empty_like(q64)
-        # Chunks keep the ~20 working vectors of the solver in cache (a measured ~1.5x
-        # on 10^6 points); the per-chunk Python overhead is small at this size.
-        for i in range(0, q64.shape[0], _CHUNK):
-            x1 = q64[i : i + _CHUNK, 0].contiguous()
-            x2 = q64[i : i + _CHUNK, 1].contiguous()
-            p1, p2 = _nearest_point(x1, x2, self.scale, self.theta_min, self.theta_max)
-            out[i : i + _CHUNK, 0] = p1
-            out[i : i + _CHUNK, 1] = p2
-        return out
+        p1, p2 = _nearest_point(
+            q64[:, 0].contiguous(), q64[:, 1].contiguous(), self.scale, self.theta_min, self.theta_max
+        )
+        return torch.stack([p1, p2], dim=-1)
 
     @property
     def reach(self) -> float:
