@@ -58,3 +58,23 @@ def jsonable(value: Any) -> Any:
 def dataclass_to_dict(obj: Any) -> dict[str, Any]:
     """``{field: jsonable(value)}`` over the dataclass fields of ``obj``."""
     return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def trajectory_iterates(traj: Any, ambient_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a sampler ``Trajectory``: its schedule and its iterates.
+
+    Returns ``(sigmas, xs)``: the schedule as float64 ``(N + 1,)`` and ``traj.xs`` as
+    ``(N + 1, B, n)`` in its own dtype, with ``n == ambient_dim`` checked.
+    """
+    for attr in ("xs", "eps", "sigmas"):
+        if not hasattr(traj, attr):
+            raise TypeError(f"traj must be a toymanifold Trajectory (with .{attr}), got {type(traj).__name__}")
+    s = check_schedule(traj.sigmas, "traj.sigmas")
+    N = s.shape[0] - 1
+    xs = as_tensor(traj.xs, "traj.xs")
+    if xs.ndim < 2 or xs.shape[0] != N + 1:
+        raise ValueError(f"traj.xs must have shape ({N + 1}, B, ...), got {tuple(xs.shape)}")
+    xs = xs.reshape(N + 1, xs.shape[1], -1)
+    if xs.shape[-1] != ambient_dim:
+        raise ValueError(f"traj.xs flattens to n = {xs.shape[-1]} but manifold.ambient_dim = {ambient_dim}")
+    return s, xs

@@ -18,7 +18,7 @@ import torch
 
 from toymanifold._validation import as_tensor, check_eta, check_int, check_nu, check_positive
 
-from ._common import check_schedule, dataclass_to_dict
+from ._common import check_schedule, dataclass_to_dict, trajectory_iterates
 
 __all__ = [
     "InitialDistanceBounds",
@@ -606,23 +606,13 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
         raise TypeError(f"manifold must be a toymanifold Manifold, got {type(manifold).__name__}")
     if eta is not None:
         eta = check_eta(eta, "eta")
-    for attr in ("xs", "eps", "sigmas"):
-        if not hasattr(traj, attr):
-            raise TypeError(f"traj must be a toymanifold Trajectory (with .{attr}), got {type(traj).__name__}")
-    s = check_schedule(traj.sigmas, "traj.sigmas")
-    N = s.shape[0] - 1
-    xs_raw = as_tensor(traj.xs, "traj.xs")
+    s, xs_raw = trajectory_iterates(traj, manifold.ambient_dim)
+    N, B, n = xs_raw.shape[0] - 1, xs_raw.shape[1], xs_raw.shape[2]
     dtype = xs_raw.dtype
-    if xs_raw.ndim < 2:
-        raise ValueError(f"traj.xs must have shape ({N + 1}, B, ...), got {tuple(xs_raw.shape)}")
-    B = xs_raw.shape[1]
-    xs = _flat_steps(xs_raw, "xs", N + 1, B).to(_F64)
+    xs = xs_raw.to(_F64)
     eb = getattr(traj, "eps_bar", None)
     eb = traj.eps if eb is None else eb
     ebar = _flat_steps(as_tensor(eb, "traj.eps_bar"), "eps_bar", N, B).to(_F64)
-    n = xs.shape[-1]
-    if n != manifold.ambient_dim:
-        raise ValueError(f"traj.xs flattens to n = {n} but manifold.ambient_dim = {manifold.ambient_dim}")
     if rtol is None:
         rtol = 8 * torch.finfo(dtype).eps + n * torch.finfo(_F64).eps
     rtol = check_positive(rtol, "rtol")

@@ -20,7 +20,7 @@ import torch
 
 from toymanifold._validation import as_tensor, check_int, check_nu, make_generator
 
-from ._common import check_schedule, dataclass_to_dict
+from ._common import dataclass_to_dict, trajectory_iterates
 
 __all__ = ["EtaNuCurve", "ProjectionErrors", "eta_nu_curve", "projection_error", "trajectory_error"]
 
@@ -208,19 +208,9 @@ def trajectory_error(traj, manifold) -> ProjectionErrors:
         ``(N, B)`` fields in float64.
     """
     manifold = _check_manifold(manifold)
-    for attr in ("xs", "eps", "sigmas"):
-        if not hasattr(traj, attr):
-            raise TypeError(f"traj must be a toymanifold Trajectory (with .{attr}), got {type(traj).__name__}")
-    s = check_schedule(traj.sigmas, "traj.sigmas")
-    N = s.shape[0] - 1
-    xs = as_tensor(traj.xs, "traj.xs")
-    if xs.ndim < 2 or xs.shape[0] != N + 1:
-        raise ValueError(f"traj.xs must have shape ({N + 1}, B, ...), got {tuple(xs.shape)}")
-    B = xs.shape[1]
-    x = xs[:-1].reshape(N, B, -1).to(_F64)
-    n = x.shape[-1]
-    if n != manifold.ambient_dim:
-        raise ValueError(f"traj.xs flattens to n = {n} but manifold.ambient_dim = {manifold.ambient_dim}")
+    s, xs = trajectory_iterates(traj, manifold.ambient_dim)
+    N, B, n = xs.shape[0] - 1, xs.shape[1], xs.shape[2]
+    x = xs[:-1].to(_F64)
     sig = s[:-1, None].expand(N, B).contiguous()
     x0h = getattr(traj, "x0_hats", None)
     if x0h is None:
