@@ -4,7 +4,6 @@ The trajectory-level property tests (Lemma 1, Theorem 1, tightness) are in
 test_analysis_theory.py; here the bounds are checked against the definitions.
 """
 
-import itertools
 import json
 import math
 from fractions import Fraction
@@ -17,21 +16,14 @@ from hypothesis import strategies as st
 
 import analysis
 import toymanifold as tm
+from toymanifold.testing import schedules as _public_schedules
 
 EPS = float(np.finfo(np.float64).eps)
 
 
-@st.composite
-def schedules(draw, min_steps=1, max_steps=12, final_zero=None):
-    """Strictly decreasing float64 schedules σ_N > … > σ_0 in [1e-3, 50], optionally ending in 0."""
-    n = draw(st.integers(min_steps, max_steps))
-    logs = draw(st.lists(st.floats(-3.0, math.log10(50.0)), min_size=n + 1, max_size=n + 1, unique=True))
-    s = sorted((10.0**v for v in logs), reverse=True)
-    assume(all(a > b for a, b in itertools.pairwise(s)))
-    zero = draw(st.booleans()) if final_zero is None else final_zero
-    if zero and n >= 2:
-        s[-1] = 0.0
-    return torch.tensor(s, dtype=torch.float64)
+def schedules(max_steps=12, final_zero=None):
+    """The public strategy (toymanifold.testing) with this module's σ range [1e-3, 50.0]."""
+    return _public_schedules(max_steps=max_steps, min_sigma=1e-3, max_sigma=50.0, final_zero=final_zero)
 
 
 # ---------------------------------------------------------------------------- theorem1_bounds
