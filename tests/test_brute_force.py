@@ -15,6 +15,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import optimize
 
 from toymanifold.manifolds import AffineSubspace, Circle, Embedded, FiniteSet, Sphere, Spiral, SwissRoll, Torus
@@ -146,6 +148,76 @@ SPIRALS = [
 def test_spiral_matches_brute_force(s):
     x = _spiral_points(s, seed=hash(repr(s)) % 2**32)
     _check(s, x, *_spiral_reference(s, x))
+
+
+@pytest.mark.parametrize("s", SPIRALS[:2], ids=repr)
+def test_spiral_in_many_chunks_matches_brute_force(s, monkeypatch):
+    """The bulk pass over several chunks and the flagged points batched across them.
+
+    Tiny chunks put every kind of point (endpoint nearest, another winding nearer,
+    no candidate in the primary window, the back half-turn) in several chunks.
+    """
+    import toymanifold.manifolds.spiral as spiral_module
+
+    x = _spiral_points(s, seed=11)
+    whole = s.project(torch.as_tensor(x, dtype=F64))
+    monkeypatch.setattr(spiral_module, "_CHUNK", 16)
+    _check(s, x, *_spiral_reference(s, x))
+    # Elementwise kernels may round a vectorised body and a scalar tail differently.
+    torch.testing.assert_close(s.project(torch.as_tensor(x, dtype=F64)), whole, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    b=st.floats(0.05, 3.0),
+    t0=st.floats(0.1, 20.0),
+    rho=st.floats(0.0, 80.0),
+    phi=st.floats(-math.pi, math.pi),
+    k=st.integers(-2, 8),
+)
+def test_spiral_window_lower_bound(b, t0, rho, phi, k):
+    """Fact 4's window bound: on the front half-window of centre c, g ≥ (bc − ρ)² κ₀/(b² + κ₀).
+
+    Checked against g on a dense grid of the window (clipped to θ ≥ θ₀, which the
+    bound assumes); the grid minimum can only exceed the true minimum, so the bound
+    must hold with room to spare only for rounding.
+    """
+    c = phi + 2 * math.pi * k
+    theta = np.linspace(max(c - math.pi / 2, t0), c + math.pi / 2, 20001)
+    if theta[0] >= theta[-1]:
+        return
+    x = rho * np.array([math.cos(phi), math.sin(phi)])
+    g = (x[0] - b * theta * np.cos(theta)) ** 2 + (x[1] - b * theta * np.sin(theta)) ** 2
+    kappa = 4 * b * rho * t0 / math.pi**2
+    bound = (b * c - rho) ** 2 * kappa / (b * b + kappa) if kappa > 0 else 0.0
+    assert g.min() >= bound - 1e-12 * (1.0 + rho * rho + (b * theta[-1]) ** 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    b=st.floats(0.05, 3.0),
+    t0=st.floats(0.1, 20.0),
+    turns=st.floats(0.2, 4.0),
+    rho=st.floats(0.0, 60.0),
+    phi=st.floats(-math.pi, math.pi),
+    k=st.integers(-1, 8),
+)
+def test_spiral_settled_windows_hold_no_interior_minimum(b, t0, turns, rho, phi, k):
+    """``_settled`` may skip a window only if ``g`` has no interior local minimum on it (dense grid)."""
+    from toymanifold.manifolds.spiral import _settled
+
+    t1 = t0 + 2 * math.pi * turns
+    c = phi + 2 * math.pi * k
+    x1, x2 = (torch.tensor([v], dtype=F64) for v in (rho * math.cos(phi), rho * math.sin(phi)))
+    if not bool(_settled(x1, x2, torch.tensor([c], dtype=F64), b, t0, t1)[0]):
+        return
+    lo, hi = max(c - math.pi / 2, t0), min(c + math.pi / 2, t1)
+    if lo >= hi:
+        return  # the window misses the curve
+    theta = np.linspace(lo, hi, 4001)
+    g = (float(x1) - b * theta * np.cos(theta)) ** 2 + (float(x2) - b * theta * np.sin(theta)) ** 2
+    interior = (g[1:-1] < g[:-2]) & (g[1:-1] < g[2:])
+    assert not interior.any()
 
 
 @pytest.mark.parametrize("r", [SwissRoll(), SwissRoll(1.0, 1.0 + 5 * math.pi, 0.5, height=2.0)], ids=repr)

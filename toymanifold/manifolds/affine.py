@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._validation import as_tensor, check_positive
-from .base import Manifold
+from .base import Manifold, row_blocks
 
 __all__ = ["AffineSubspace"]
 
@@ -91,8 +91,14 @@ class AffineSubspace(Manifold):
             p.add_(c)
             return p, None
         if m.shape[0] == 1:
-            # A hyperplane: x − s n with s = ⟨x − c, n⟩, in one elementwise pass.
-            return torch.addcmul(x, coords, m.neg()), coords
+            # A hyperplane: x − s n with s = ⟨x − c, n⟩, one pass per column and per
+            # row block (a broadcast over a short last dimension costs several passes).
+            p = torch.empty_like(x, memory_format=torch.contiguous_format)
+            normal = m[0].tolist()
+            for b in row_blocks(x):
+                for i, n_i in enumerate(normal):
+                    torch.add(x[b, i], coords[b, 0], alpha=-n_i, out=p[b, i])
+            return p, coords
         return torch.addmm(x, coords, m, alpha=-1.0), coords
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Iterator
 
 import torch
 
 from .._validation import as_points, check_int, make_generator
 
-__all__ = ["Manifold"]
+__all__ = ["Manifold", "row_blocks"]
+
+#: Rows per block for oracles made of a few elementwise passes over short rows. A
+#: block's per-row temporaries (0.5 MiB per float64 vector) stay in the L2 cache from
+#: one pass to the next, so only ``x`` and the result travel to memory; measured on a
+#: 1 MiB-L2 x86 core, 10^6-point projections got 1.3–1.5x faster than whole-array
+#: passes (and 2^14-row blocks slower again, from per-operation overhead).
+BLOCK_ROWS = 1 << 17
+
+
+def row_blocks(x: torch.Tensor, rows: int | None = None) -> Iterator[slice]:
+    """Row slices covering ``x``: blocks of ``rows`` on the CPU, one slice elsewhere.
+
+    On a GPU every operation is a kernel launch and the caches are not the point, so
+    the whole batch is one block there.
+    """
+    n = x.shape[0]
+    step = (rows or BLOCK_ROWS) if x.device.type == "cpu" else max(n, 1)
+    return (slice(a, min(a + step, n)) for a in range(0, n, step))
 
 
 class Manifold(abc.ABC):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._validation import as_tensor, check_int, check_positive
-from .base import Manifold
+from .base import Manifold, row_blocks
 
 __all__ = ["Circle", "Sphere"]
 
@@ -68,56 +68,59 @@ class Sphere(Manifold):
         direction = torch.where(norm > 0, u / torch.where(norm > 0, norm, 1.0), e0)
         return direction, norm.squeeze(-1)
 
-    def _squared_norm(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(u, ‖u‖²)`` with ``u = x − c``.
+    def _project_block(self, x: torch.Tensor, p: torch.Tensor, dist: torch.Tensor | None) -> None:
+        """Write ``proj(x)`` into ``p`` (and ``dist(x)`` into ``dist``) for one row block.
 
-        A reduction over a short last dimension (``(u * u).sum(-1)``, even
-        ``vector_norm``) runs an inner loop of a few elements per row and is several
-        times slower than elementwise passes or a matrix-vector product.
+        ``p = c + u · R/‖u‖`` with ``u = x − c``. For a few columns the squared norm and
+        the scaled write are one strided pass per column: a reduction or a broadcast
+        over a trailing dimension of 2–3 runs an inner loop of a few elements per row
+        and costs several passes. ``R/‖u‖`` comes from ``rsqrt`` (about twice as fast
+        as ``sqrt``, within an ulp or two of ``R/sqrt``); ``dist`` uses a correctly
+        rounded ``sqrt``. ``project`` and ``project_with_distance`` both come here, so
+        their points agree bit for bit (callers compare the two).
         """
-        u = x if self._origin_centred else x - self.center.to(dtype=x.dtype, device=x.device)
-        if u.shape[1] > 2:
-            # Beyond two columns, squaring in one pass and summing by a matrix-vector
-            # product beats one strided pass per column.
-            return u, torch.mul(u, u) @ torch.ones(u.shape[1], dtype=u.dtype, device=u.device)
-        sq = torch.mul(u[:, 0], u[:, 0])
-        sq.addcmul_(u[:, 1], u[:, 1])
-        return u, sq
-
-    def _scaled_direction(self, x: torch.Tensor, u: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
-        """``c + u · inv`` (``inv = R/‖u‖``), with the centre patched where ``u = 0``."""
-        p = torch.mul(u, inv[:, None])
+        c = self.center.to(dtype=x.dtype, device=x.device)
+        u = x if self._origin_centred else x - c
+        n = u.shape[1]
+        if n <= 4:
+            sq = torch.mul(u[:, 0], u[:, 0])
+            for i in range(1, n):
+                sq.addcmul_(u[:, i], u[:, i])
+        else:
+            sq = torch.mul(u, u) @ torch.ones(n, dtype=u.dtype, device=u.device)
+        if dist is not None:
+            torch.sqrt(sq, out=dist).sub_(self.radius).abs_()
+        inv = sq.rsqrt_()  # R/‖u‖ below; inf exactly at the centre
+        if self.radius != 1.0:
+            inv.mul_(self.radius)
+        if n <= 4:
+            for i in range(n):
+                torch.mul(u[:, i], inv, out=p[:, i])
+        else:
+            torch.mul(u, inv[:, None], out=p)
         if not self._origin_centred:
-            p.add_(self.center.to(dtype=x.dtype, device=x.device))
-        # inv = inf exactly on the centre (‖u‖ = 0); a reduction instead of a boolean
-        # mask keeps the common case free of full-size temporaries.
-        if x.shape[0] and bool(inv.max() == torch.inf):
+            p.add_(c)
+        # A reduction instead of a boolean mask keeps the common case free of
+        # temporaries; the centre is the only place where inv = inf.
+        if inv.numel() and bool(inv.max() == torch.inf):
             # At the centre every point is nearest; return c + R e_0 rather than 0/0.
             on_axis = torch.nonzero(torch.isinf(inv)).squeeze(1)
-            e0 = torch.zeros_like(p[:1])
-            e0[0, 0] = self.radius
-            p[on_axis] = e0 + self.center.to(dtype=x.dtype, device=x.device)
-        return p
+            e0 = c.clone()
+            e0[0] += self.radius
+            p[on_axis] = e0
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        u, sq = self._squared_norm(x)
-        # The same nearest point as ``project`` bit for bit (callers compare the two),
-        # and a correctly rounded norm so that dist(x) is exact where it can be.
-        p = self._scaled_direction(x, u, self._inverse_norm(sq.clone()))
-        return p, sq.sqrt_().sub_(self.radius).abs_()
+        p = torch.empty_like(x, memory_format=torch.contiguous_format)
+        dist = x.new_empty(x.shape[0])
+        for b in row_blocks(x):
+            self._project_block(x[b], p[b], dist[b])
+        return p, dist
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        u, sq = self._squared_norm(x)
-        return self._scaled_direction(x, u, self._inverse_norm(sq))
-
-    def _inverse_norm(self, sq: torch.Tensor) -> torch.Tensor:
-        """``R/‖u‖`` in place of ``sq = ‖u‖²``.
-
-        rsqrt is about twice as fast as sqrt here and 1/‖u‖ is all the projection
-        needs (within an ulp or two of R/sqrt); rsqrt(0) = inf marks the centre.
-        """
-        inv = torch.rsqrt_(sq)
-        return inv.mul_(self.radius) if self.radius != 1.0 else inv
+        p = torch.empty_like(x, memory_format=torch.contiguous_format)
+        for b in row_blocks(x):
+            self._project_block(x[b], p[b], None)
+        return p
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         c = self.center.to(dtype=p.dtype, device=p.device)

@@ -35,16 +35,23 @@ The nearest point is an endpoint ``θ₀``/``θ₁`` or an interior local minimu
    spiral shorter than ``3π/2``) are searched on the first half-turn
    ``[θ₀, θ₀ + π]`` by a 129-point grid refined by safeguarded Halley iteration (a
    safety net: in checks on 2·10⁵ random points per spiral it never changed a result).
-4. Pruning: ``g(θ) ≥ (bθ − ρ)²`` since ``‖γ(θ)‖ = bθ``. The half-window whose centre
-   is nearest ``ρ/b`` is solved first for every point, in bulk (Halley from the ray
-   ``ψ = 0`` without safeguards; an iterate that converged inside the window is its
-   unique root, anything else is redone by the safeguarded solver). Then every other
-   half-window whose ``θ``-range meets ``[ρ/b − w, ρ/b + w]``, ``w = √(best g)/b``, is
-   solved for the points concerned: no other window can hold a better point. This
-   keeps the work at about one solve per point.
+4. Pruning. Two lower bounds on a front half-window ``k`` with centre
+   ``c = φ + 2πk``: ``g(θ) ≥ (bθ − ρ)²`` since ``‖γ(θ)‖ = bθ``, and, from
+   ``g = ρ² + b²θ² − 2bρθ cos ψ`` with ``cos ψ ≤ 1 − 2ψ²/π²`` on ``|ψ| ≤ π/2``
+   (Jordan's inequality) and ``θ ≥ θ₀``,
+   ``g ≥ (b(c + ψ) − ρ)² + κ₀ψ² ≥ (bc − ρ)² κ₀/(b² + κ₀)``, ``κ₀ = 4bρθ₀/π²``.
+   The half-window whose centre is nearest ``ρ/b`` is solved first for every point,
+   in bulk (Halley from the ray ``ψ = 0`` without safeguards; a root with ``h′ > 0``
+   inside the window is its unique interior minimum, anything else is settled by
+   the cheap tests of ``_settled`` or redone by the safeguarded solver). Then every
+   other half-window whose centre lies within ``min(w + π/2, w √(1 + b²/κ₀))`` of
+   ``ρ/b``, ``w = √(best g)/b``, is solved for the points concerned: no other window
+   can hold a better point. This keeps the work at about one solve per point.
 
-Every candidate is compared by ``‖x − γ(θ)‖²`` evaluated directly (not through the
-cancellation-prone ``ρ² − 2bρθ cos ψ + b²θ²``), in float64.
+Every candidate is compared by ``‖x − γ(θ)‖²`` evaluated in float64 without the
+cancellation of ``ρ² − 2bρθ cos ψ + b²θ²``: directly, or, for the bulk solve, as
+``(bθ − u)² + v²`` in the frame of the curve at the last iterate, carried over the
+last (tiny) step by its quadratic model.
 
 Reach
 -----
@@ -75,14 +82,14 @@ import torch
 from scipy import optimize
 
 from .._validation import check_positive
-from .base import Manifold
+from .base import Manifold, row_blocks
 
 __all__ = ["Spiral", "SwissRoll"]
 
 _TWO_PI = 2.0 * math.pi
 _HALF_PI = 0.5 * math.pi
 _BACK_GRID = 129
-_CHUNK = 1 << 16
+_CHUNK = 1 << 16  # points per bulk chunk: its working vectors stay in cache
 
 
 # --------------------------------------------------------------------------------------
@@ -158,7 +165,7 @@ def _safe_halley(fun, lo: torch.Tensor, hi: torch.Tensor, t: torch.Tensor, args:
 def _front_window_min(x1, x2, rho, lo, hi, centre, b):
     """Interior local minimum of ``g`` on front half-windows ``[lo, hi]`` (fact 1).
 
-    Returns ``(theta, found, cos theta, sin theta)``; where ``found`` is False the window has no interior
+    Returns ``(theta, found)``; where ``found`` is False the window has no interior
     local minimum (its minimum is at an end, which is either an endpoint of the curve,
     a candidate anyway, or not a local minimum of ``g``: module docstring).
     """
@@ -189,53 +196,54 @@ def _front_window_min(x1, x2, rho, lo, hi, centre, b):
         left[j] = m
         found[j] = _h3(m, a1, a2, b)[0] < 0
     theta = lo.clone()
-    c = torch.empty_like(lo)
-    s = torch.empty_like(lo)
-    all_found = bool(found.all())
-    if not all_found and not bool(found.any()):
-        return theta, found, c, s
-    i = None if all_found else torch.nonzero(found).squeeze(1)
-    sub = (lambda a: a) if i is None else (lambda a: a[i])
-    a1, a2, l_i, h_i, c_i = sub(x1), sub(x2), sub(left), sub(hi), sub(centre)
-    t, ct, st, conv = _halley_from_ray(a1, a2, sub(rho), c_i, b)
-    # The window holds exactly one root: an iterate that converged inside it is that root.
-    ok = conv & (t >= l_i) & (t <= h_i)
+    if not bool(found.any()):
+        return theta, found
+    i = torch.nonzero(found).squeeze(1)
+    a1, a2, l_i, h_i, c_i = x1[i], x2[i], left[i], hi[i], centre[i]
+    t, _, _, root = _ray_halley(rho[i], c_i, b, iterations=4)
+    # The bracket holds exactly one root, on the rising side of h: a root the
+    # unsafeguarded iteration reached inside it is that root.
+    ok = root & (t >= l_i) & (t <= h_i)
     if not bool(ok.all()):
         j = torch.nonzero(~ok).squeeze(1)
         start = torch.minimum(torch.maximum(c_i[j], l_i[j]), h_i[j])
-        tj = _safe_halley(_h3, l_i[j], h_i[j], start, (a1[j], a2[j], b))
-        t[j], ct[j], st[j] = tj, torch.cos(tj), torch.sin(tj)
-    if i is None:
-        return t, found, ct, st
-    theta[i], c[i], s[i] = t, ct, st
-    return theta, found, c, s
+        t[j] = _safe_halley(_h3, l_i[j], h_i[j], start, (a1[j], a2[j], b))
+    theta[i] = t
+    return theta, found
 
 
-def _halley_from_ray(x1, x2, rho, centre, b, active=None, max_iter: int = 8):
+def _ray_halley(rho, centre, b, iterations: int = 1):
     """Unsafeguarded Halley on ``h`` from ``θ = centre`` (on the ray through ``x``).
 
-    The bulk path of the projection. It iterates on the offset ``ψ = θ − centre`` from
-    the ray, where ``u = ρ cos ψ`` and ``v = −ρ sin ψ``; the first step (``ψ = 0``)
-    needs no trigonometry. Returns ``θ``, ``cos θ``, ``sin θ`` and a convergence flag
-    (last step below 1e-6: with Halley's cubic convergence the error is then ~1e-18).
-    ``cos``/``sin`` of the last iterate come from those of the previous one rotated by
-    the last step (second-order Taylor, error ``|step|³/6 < 2e-19``) and then by the
-    ray's angle (``cos φ = x₁/ρ``, ``sin φ = x₂/ρ``). Only elements in ``active`` count
-    for the early exit. Buffers are reused in place: fresh 8 MB temporaries cost page
-    faults that dominate the arithmetic.
+    The bulk path of the projection. It iterates on the offset ``ψ = θ − centre``
+    from the ray, where ``u = ρ cos ψ`` and ``v = −ρ sin ψ`` (so only ``ρ`` and the
+    centre enter). The first step (from ``ψ = 0``) needs no trigonometry; the second
+    evaluates ``cos ψ``, ``sin ψ`` by their Taylor polynomials to degree 4 and 5 (for
+    ``|ψ| ≤ 0.3`` that moves the root by < 1e-7, and the primary root is rarely
+    further from the ray); then ``iterations`` exact steps follow. On the clouds of
+    ``benchmarks/geometry.py`` one exact step leaves 99.6 % of points with a last
+    step below 1e-6, which with Halley's cubic convergence means an error ~1e-18; the
+    rest are redone on the side. Returns ``θ``, ``ψ``, ``g(θ) = ‖x − γ(θ)‖²`` and
+    ``root``: the last step was below 1e-6 and ``h′ > 0`` there, i.e. ``θ`` is a
+    local minimum of ``g``. ``g`` is evaluated at the last iterate in the frame of
+    the curve, ``(bθ − u)² + v²``, and carried over the last step by its quadratic
+    model (``g′ = 2b h``, ``g″ = 2b h′``; the cubic term is below ``ρ·1e-18``).
+    Buffers are reused in place: each operation is a pass over the chunk.
     """
-    h = b * centre - rho
-    d1 = centre * rho + b
-    d2 = torch.mul(rho, 1.5)
-    den = torch.mul(d1, d1).addcmul_(d2, h, value=-1.0)
+    h = torch.mul(centre, b).sub_(rho)
+    d1 = torch.mul(centre, rho).add_(b)
+    den = torch.mul(d1, d1).addcmul_(rho, h, value=-1.5)
     psi = torch.mul(h, d1).div_(den).neg_()
-    t, cp, sp, rc, rs, step = (torch.empty_like(psi) for _ in range(6))
-    conv = torch.empty_like(psi, dtype=torch.bool)
-    n = psi.shape[0] if active is None else int(active.sum())
-    for it in range(max_iter):
+    t, cp, sp, rc, rs, d2, step = (torch.empty_like(psi) for _ in range(7))
+    for it in range(iterations + 1):
         torch.add(centre, psi, out=t)
-        torch.cos(psi, out=cp)
-        torch.sin(psi, out=sp)
+        if it == 0:
+            q = torch.mul(psi, psi, out=rc)
+            torch.mul(q, 1.0 / 24.0, out=cp).sub_(0.5).mul_(q).add_(1.0)
+            torch.mul(q, 1.0 / 120.0, out=sp).sub_(1.0 / 6.0).mul_(q).add_(1.0).mul_(psi)
+        else:
+            torch.cos(psi, out=cp)
+            torch.sin(psi, out=sp)
         torch.mul(rho, cp, out=rc)  # u
         torch.mul(rho, sp, out=rs)  # −v
         torch.mul(t, b, out=h).sub_(rc).addcmul_(t, rs)  # h = b t − u − t v
@@ -244,176 +252,193 @@ def _halley_from_ray(x1, x2, rho, centre, b, active=None, max_iter: int = 8):
         torch.mul(d1, d1, out=den).addcmul_(h, d2, value=-0.5)
         torch.mul(h, d1, out=step).div_(den)
         psi.sub_(step)
-        torch.le(step.abs(), 1e-6, out=conv)
-        n_conv = int(conv.sum()) if active is None else int((conv & active).sum())
-        # Stragglers (a few per mille) go to the safeguarded solver instead.
-        if n_conv == n or (it >= 1 and n_conv >= 0.995 * n):
-            break
-    step.mul_(conv)
-    half = torch.mul(step, step).mul_(-0.5).add_(1.0)
-    c_psi = torch.mul(cp, half).addcmul_(sp, step)
-    s_psi = sp.mul_(half).addcmul_(cp, step, value=-1.0)
-    # θ = φ + 2πk + ψ: rotate (cos ψ, sin ψ) by φ. Converged windows have ρ > 0.
-    inv = rho.reciprocal()
-    c1, s1 = x1 * inv, x2 * inv
-    cos_t = torch.mul(c1, c_psi).addcmul_(s1, s_psi, value=-1.0)
-    sin_t = s1.mul_(c_psi).addcmul_(c1, s_psi)
-    return torch.add(centre, psi, out=t), cos_t, sin_t, conv
+    root = (torch.abs(step) <= 1e-6).logical_and_(d1 > 0)
+    g = torch.mul(t, b, out=d2).sub_(rc).square_().addcmul_(rs, rs)
+    g.addcmul_(step, h, value=-2.0 * b).addcmul_(torch.mul(step, step, out=rc), d1, value=b)
+    return torch.add(centre, psi, out=t), psi, g, root
 
 
-def _primary_window(x1, x2, rho, phi, k, b: float, t0: float, t1: float):
-    """Bulk solve of the front half-window ``k`` for every point, without gathers.
+def _nearest_window(r_over_b: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """Index ``k`` (as float) of the window centre ``φ + 2πk`` nearest ``ρ/b``.
 
-    Returns ``(found, ok, θ, cos θ, sin θ)``: ``found`` where the window holds an
-    interior local minimum that is the root of ``h`` in ``[lo, hi]`` (``h(lo) < 0 <
-    h(hi)``), ``ok`` where the unsafeguarded solve converged to it. Points with
-    ``found & ~ok`` or with ``h(lo) ≥ 0`` (valley case) must be redone by the general
-    path.
+    One function for the bulk pass and the flagged points, so both get the same ``k``
+    bit for bit.
     """
-    centre = phi + _TWO_PI * k
-    left_end = centre - _HALF_PI
-    right_end = centre + _HALF_PI
-    lo_clip = left_end < t0
-    hi_clip = right_end > t1
-    lo = torch.clamp(left_end, min=t0)
-    hi = torch.clamp(right_end, max=t1)
-    valid = lo < hi
-    # h at the curve's endpoints is linear in x: h(θₑ) = bθₑ − x₁(cos θₑ − θₑ sin θₑ) − x₂(sin θₑ + θₑ cos θₑ).
-    h_ends = []
-    for te in (t0, t1):
-        ce, se = math.cos(te), math.sin(te)
-        h_ends.append(torch.mul(x1, -(ce - te * se)).add_(b * te).add_(x2, alpha=-(se + te * ce)))
-    h_lo = torch.where(lo_clip, h_ends[0], lo * (b - rho))
-    h_hi = torch.where(hi_clip, h_ends[1], hi * (b + rho))
-    right_ok = valid & (h_hi > 0)
-    found = right_ok & (h_lo < 0)
-    valley = right_ok & (h_lo >= 0)
-    theta, c, s, conv = _halley_from_ray(x1, x2, rho, centre, b, active=found)
-    ok = found & conv & (theta >= lo) & (theta <= hi)
-    return found, valley, ok, theta, c, s
+    return torch.sub(r_over_b, phi).mul_(1.0 / _TWO_PI).round_()
+
+
+def _h_linear(x1, x2, b: float, te: float) -> torch.Tensor:
+    """``h(θₑ)`` at a fixed ``θₑ``, linear in ``x``: ``bθₑ − x₁(cos θₑ − θₑ sin θₑ) − x₂(sin θₑ + θₑ cos θₑ)``."""
+    ce, se = math.cos(te), math.sin(te)
+    return torch.mul(x1, -(ce - te * se)).add_(b * te).add_(x2, alpha=-(se + te * ce))
+
+
+def _hp_linear(x1, x2, b: float, te: float) -> torch.Tensor:
+    """``h′(θₑ)`` at a fixed ``θₑ``, linear in ``x``: ``b + x₁(2 sin θₑ + θₑ cos θₑ) + x₂(θₑ sin θₑ − 2 cos θₑ)``."""
+    ce, se = math.cos(te), math.sin(te)
+    return torch.mul(x1, 2.0 * se + te * ce).add_(b).add_(x2, alpha=te * se - 2.0 * ce)
+
+
+def _front_candidates(rho, centre, b: float, t0: float, t1: float, iterations: int = 1):
+    """Front half-windows centred at ``centre``: the elementwise (bulk) solve.
+
+    Returns ``(θ, g, inside)``: where ``inside``, the ray iteration found a root of
+    ``h`` with ``h′ > 0`` inside the window and ``[θ₀, θ₁]`` (the window's unique
+    interior local minimum of ``g``: fact 1) and ``g = ‖x − γ(θ)‖²``; elsewhere
+    ``g = inf`` and the window is undecided (``_settled`` decides most).
+    """
+    theta, psi, g, root = _ray_halley(rho, centre, b, iterations)
+    inside = root.logical_and_(psi.abs_() <= _HALF_PI).logical_and_(theta >= t0).logical_and_(theta <= t1)
+    return theta, torch.where(inside, g, math.inf), inside
+
+
+def _settled(x1, x2, centre, b: float, t0: float, t1: float) -> torch.Tensor:
+    """Windows that hold no interior local minimum of ``g``, for certain.
+
+    A window misses ``[θ₀, θ₁]``; or it is cut at ``θ₁`` with ``h(θ₁) ≤ 0`` (on the
+    valley-shaped ``h`` of fact 1 a sign change from − to + is followed by ``h > 0``
+    up to the window's end); or it is cut at ``θ₀`` with ``h, h′ ≥ 0`` there (``h′``
+    only grows up to ``ψ = 0`` and is ``≥ b`` after it, so ``h ≥ 0`` on the window).
+    Other windows without a candidate go to the general path (``_front_window_min``).
+    """
+    top, bottom = centre + _HALF_PI, centre - _HALF_PI
+    settled = (top <= t0).logical_or_(bottom >= t1)
+    settled.logical_or_((top > t1).logical_and_(_h_linear(x1, x2, b, t1) <= 0))
+    rising = (_h_linear(x1, x2, b, t0) >= 0).logical_and_(_hp_linear(x1, x2, b, t0) >= 0)
+    return settled.logical_or_(rising.logical_and_(bottom < t0))
+
+
+def _nearest_theta(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: float) -> torch.Tensor:
+    """The parameter ``θ`` of a global nearest point of ``γ`` for each planar point (float64).
+
+    The bulk work (polar coordinates, endpoints, the primary window, the screen of
+    fact 4) runs over chunks that keep its working vectors in cache, with no gathers.
+    The points the screen flags (an endpoint or another window may be nearer, the
+    back half-turn, no candidate from the primary window) are a few per cent; they
+    are handled after the loop, batched over all chunks, as a solve's cost there is
+    mostly per call.
+    """
+    n = x1.shape[0]
+    dev = x1.device
+    rho, phi, best_g, best_t = (torch.empty(n, dtype=torch.float64, device=dev) for _ in range(4))
+    e0 = (b * t0 * math.cos(t0), b * t0 * math.sin(t0))
+    e1 = (b * t1 * math.cos(t1), b * t1 * math.sin(t1))
+    t_back = min(t1, t0 + math.pi)
+    rho_f = math.inf if t1 - t0 < 1.5 * math.pi else b * _HALF_PI * (1.0 + math.pi / (4.0 * t0))
+    beta = b * math.pi**2 / (4.0 * t0)  # b²/κ₀ = β/ρ (fact 4)
+    flagged = []
+    for i in range(0, n, _CHUNK):
+        sl = slice(i, i + _CHUNK)
+        a1, a2 = x1[sl].contiguous(), x2[sl].contiguous()
+        rho2 = torch.mul(a1, a1).addcmul_(a2, a2)
+        # ρ = ρ² / ρ: rsqrt is twice as fast as sqrt here; the floor keeps ρ = 0 at 0.
+        r = torch.mul(rho2, torch.clamp(rho2, min=1e-300).rsqrt_(), out=rho[sl])
+        p = torch.atan2(a2, a1, out=phi[sl])
+        r_over_b = r if b == 1.0 else r / b
+        # Primary: the front half-window whose centre is nearest ρ/b (fact 4).
+        centre = _nearest_window(r_over_b, p).mul_(_TWO_PI).add_(p)
+        theta, g, _ = _front_candidates(r, centre, b, t0, t1)
+        # Endpoints are always candidates. Where one is nearest, the point is flagged
+        # and θ holds −g instead (≤ 0: −inf if the window gave no candidate), which
+        # costs less than picking θ₀ or θ₁ for every point.
+        g0 = torch.sub(a1, e0[0]).square_().add_(torch.sub(a2, e0[1]).square_())
+        end_g = torch.sub(a1, e1[0]).square_().add_(torch.sub(a2, e1[1]).square_())
+        torch.minimum(g0, end_g, out=end_g)
+        root_best = g < end_g
+        torch.where(root_best, theta, g.neg(), out=best_t[sl])
+        best = torch.minimum(g, end_g, out=best_g[sl])
+        # Screen (fact 4): another window's centre is at least gap = 2π − |ρ/b − centre|
+        # from ρ/b; it can hold a better point only if gap ≤ w√(1 + β/ρ) (w = √best/b),
+        # tested squared.
+        gap = torch.sub(r_over_b, centre).abs_().neg_().add_(_TWO_PI).square_()
+        wb = best if b == 1.0 else best / (b * b)
+        need = torch.reciprocal(r).mul_(beta).add_(1.0).mul_(wb) >= gap
+        need.logical_or_(r <= rho_f).logical_or_(root_best.logical_not_())
+        flagged.append(torch.nonzero(need).squeeze(1).add_(i))
+    if not flagged or sum(f.numel() for f in flagged) == 0:
+        return best_t
+    sub = torch.cat(flagged)
+    x1_sub, x2_sub, r_sub, p_sub = (v.index_select(0, sub) for v in (x1, x2, rho, phi))
+    k_near = _nearest_window(r_sub if b == 1.0 else r_sub / b, p_sub)
+
+    def gather(pos, *values):
+        return (v.index_select(0, pos) for v in values)
+
+    def consider(pos, theta, g=None):
+        """Keep ``θ`` for the flagged points ``sub[pos]`` where ``γ(θ)`` is closer."""
+        if g is None:
+            r = b * theta
+            a1, a2 = gather(pos, x1_sub, x2_sub)
+            g = (a1 - r * torch.cos(theta)).square_().add_((a2 - r * torch.sin(theta)).square_())
+        idx = sub.index_select(0, pos)
+        better = torch.nonzero(g < best_g.index_select(0, idx)).squeeze(1)
+        if better.numel():
+            # One window per point per call: the indices are distinct, scatter is safe.
+            sel = idx.index_select(0, better)
+            best_g.index_copy_(0, sel, g.index_select(0, better))
+            best_t.index_copy_(0, sel, theta.index_select(0, better))
+
+    def settle(pos, k):
+        """The general path for windows ``k`` of the points ``sub[pos]``: brackets, safeguards."""
+        centre = p_sub.index_select(0, pos) + _TWO_PI * k
+        lo = torch.clamp(centre - _HALF_PI, min=t0)
+        hi = torch.clamp(centre + _HALF_PI, max=t1)
+        valid = torch.nonzero(lo < hi).squeeze(1)
+        pos, k, centre, lo, hi = (v.index_select(0, valid) for v in (pos, k, centre, lo, hi))
+        if pos.numel():
+            a1, a2, r = gather(pos, x1_sub, x2_sub, r_sub)
+            theta, found = _front_window_min(a1, a2, r, lo, hi, centre, b)
+            j = torch.nonzero(found).squeeze(1)
+            consider(pos.index_select(0, j), theta.index_select(0, j))
+
+    def solve(pos, k, iterations):
+        """Windows ``k`` of the points ``sub[pos]``: the elementwise solver, then ``settle``."""
+        a1, a2, r, p = gather(pos, x1_sub, x2_sub, r_sub, p_sub)
+        centre = p.add_(k, alpha=_TWO_PI)
+        theta, g, inside = _front_candidates(r, centre, b, t0, t1, iterations)
+        consider(pos, theta, g)
+        j = torch.nonzero(~(inside | _settled(a1, a2, centre, b, t0, t1))).squeeze(1)
+        if j.numel():
+            settle(pos.index_select(0, j), k.index_select(0, j))
+
+    # Endpoints first, then the primary window of the points where the bulk solve
+    # found no candidate (more iterations, then the general path).
+    marker = best_t.index_select(0, sub)
+    lost = torch.nonzero(marker <= 0).squeeze(1)
+    if lost.numel():
+        a1, a2 = gather(lost, x1_sub, x2_sub)
+        g0 = (a1 - e0[0]).square_().add_((a2 - e0[1]).square_())
+        g1 = (a1 - e1[0]).square_().add_((a2 - e1[1]).square_())
+        ends = torch.full_like(g0, t1).masked_fill_(g0 <= g1, t0)  # (where() with scalars is float32)
+        best_t.index_copy_(0, sub.index_select(0, lost), ends)
+        redo = lost.index_select(0, torch.nonzero(marker.index_select(0, lost) == -math.inf).squeeze(1))
+        if redo.numel():
+            solve(redo, k_near.index_select(0, redo), iterations=3)
+    # Other windows, bounded with the best so far: every half-window whose centre is
+    # within hw of ρ/b and whose θ-range meets [θ₀, θ₁]. A loop over the offset from
+    # the lowest index: full-size masks per window index cost more.
+    w = best_g.index_select(0, sub).sqrt_().div_(b)
+    hw = torch.minimum(w + _HALF_PI, w * torch.sqrt(1.0 + beta / r_sub))
+    k_lo = torch.ceil((torch.clamp(r_sub / b - hw, min=t0 - _HALF_PI) - p_sub) / _TWO_PI)
+    k_hi = torch.floor((torch.clamp(r_sub / b + hw, max=t1 + _HALF_PI) - p_sub) / _TWO_PI)
+    span = k_hi - k_lo
+    for j in range(int(span.max()) + 1):
+        k = k_lo + j
+        pos = torch.nonzero((k <= k_hi) & (k != k_near)).squeeze(1)
+        if pos.numel():
+            solve(pos, k.index_select(0, pos), iterations=1)
+    # Back half-windows (fact 3): only the first half-turn, only near the centre.
+    gap = b * _interval_gap(r_sub / b, t0, t_back)
+    pos = torch.nonzero((r_sub <= rho_f) & (gap * gap < best_g.index_select(0, sub))).squeeze(1)
+    if pos.numel():
+        a1, a2 = gather(pos, x1_sub, x2_sub)
+        consider(pos, _grid_search(a1, a2, b, t0, t_back))
+    return best_t
 
 
 def _interval_gap(r: torch.Tensor, lo, hi) -> torch.Tensor:
     """Distance from ``r`` to the interval ``[lo, hi]``."""
     return torch.clamp(lo - r, min=0.0) + torch.clamp(r - hi, min=0.0)
-
-
-def _nearest_point(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: float):
-    """A global nearest point ``(p1, p2)`` of ``γ`` for each planar point (float64).
-
-    The full-size work (polar coordinates, endpoints, the bulk primary solve, the masks
-    of fact 4) runs in chunks that keep its working vectors in cache and its
-    temporaries recycled; the solves on minorities of points (redos, other windows,
-    the back half-turn) are batched over all chunks, as their cost is per call.
-    """
-    n = x1.shape[0]
-    rho, phi, best_g, best_1, best_2 = (torch.empty_like(x1) for _ in range(5))
-    e0 = (b * t0 * math.cos(t0), b * t0 * math.sin(t0))
-    e1 = (b * t1 * math.cos(t1), b * t1 * math.sin(t1))
-    t_back = min(t1, t0 + math.pi)
-    rho_f = math.inf if t1 - t0 < 1.5 * math.pi else b * _HALF_PI * (1.0 + math.pi / (4.0 * t0))
-    redo_i, redo_k, other_i, other_lo, other_hi, other_k, back_i = ([] for _ in range(7))
-    for i in range(0, n, _CHUNK):
-        sl = slice(i, i + _CHUNK)
-        a1, a2 = x1[sl], x2[sl]
-        r_c = torch.sqrt(a1 * a1 + a2 * a2, out=rho[sl])
-        p_c = torch.atan2(a2, a1, out=phi[sl])
-        r_over_b = r_c / b
-        # Endpoints are always candidates; their coordinates are constants.
-        g0 = (a1 - e0[0]).square_().add_((a2 - e0[1]).square_())
-        g1 = (a1 - e1[0]).square_().add_((a2 - e1[1]).square_())
-        first = g0 <= g1
-        bg = torch.where(first, g0, g1)
-        b1 = torch.full_like(a1, e1[0]).masked_fill_(first, e0[0])  # (where(scalars) is float32)
-        b2 = torch.full_like(a1, e1[1]).masked_fill_(first, e0[1])
-        # Primary pass: the half-window whose centre is nearest ρ/b (fact 4), in bulk.
-        k_near = torch.round((r_over_b - p_c) / _TWO_PI)
-        found, valley, ok, theta, c, s = _primary_window(a1, a2, r_c, p_c, k_near, b, t0, t1)
-        r = b * theta
-        q1, q2 = r * c, r * s
-        g = (a1 - q1).square_().add_((a2 - q2).square_())
-        better = ok & (g < bg)
-        torch.where(better, g, bg, out=best_g[sl])
-        torch.where(better, q1, b1, out=best_1[sl])
-        torch.where(better, q2, b2, out=best_2[sl])
-        redo = (found & ~ok) | valley
-        if bool(redo.any()):
-            j = torch.nonzero(redo).squeeze(1)
-            redo_i.append(j + i)
-            redo_k.append(k_near[j])
-        # Every other half-window whose lower bound (bθ − ρ)² < best: its θ-range must
-        # meet [ρ/b − w, ρ/b + w] with w = √best / b, which bounds its index k. (best
-        # is taken before the redos: a superset of windows, so still every one that
-        # can hold a better point.) Windows entirely outside [θ₀, θ₁] are dropped
-        # from the range up front (solve would discard them).
-        w = torch.sqrt(best_g[sl]) / b
-        k_lo = torch.ceil((r_over_b - w - _HALF_PI - p_c) / _TWO_PI)
-        k_lo = torch.maximum(k_lo, torch.ceil((t0 - _HALF_PI - p_c) / _TWO_PI))
-        k_hi = torch.floor((r_over_b + w + _HALF_PI - p_c) / _TWO_PI)
-        k_hi = torch.minimum(k_hi, torch.floor((t1 + _HALF_PI - p_c) / _TWO_PI))
-        other = (k_hi >= k_lo) & ((k_lo != k_near) | (k_hi != k_near))
-        if bool(other.any()):
-            j = torch.nonzero(other).squeeze(1)
-            other_i.append(j + i)
-            other_lo.append(k_lo[j])
-            other_hi.append(k_hi[j])
-            other_k.append(k_near[j])
-        # Back half-windows (fact 3): only the first half-turn, only near the centre;
-        # screened here with the current best, re-screened with the final one below.
-        gap = b * _interval_gap(r_over_b, t0, t_back)
-        need = (r_c <= rho_f) & (gap * gap < best_g[sl])
-        if bool(need.any()):
-            back_i.append(torch.nonzero(need).squeeze(1) + i)
-
-    def consider(idx, theta, c, s):
-        """Replace the best candidate of the points ``idx`` where ``γ(theta)`` is closer."""
-        r = b * theta
-        p1, p2 = r * c, r * s
-        g = (x1[idx] - p1) ** 2 + (x2[idx] - p2) ** 2
-        better = g < best_g[idx]
-        if bool(better.any()):
-            # One window per point per call: the indices are distinct, scatter is safe.
-            sel = idx[better]
-            best_g[sel], best_1[sel], best_2[sel] = g[better], p1[better], p2[better]
-
-    def solve(idx, k):
-        """Solve the front half-window ``k`` (float tensor) of the points ``idx``."""
-        a1, a2, r, centre = x1[idx], x2[idx], rho[idx], phi[idx] + _TWO_PI * k
-        lo = torch.clamp(centre - _HALF_PI, min=t0)
-        hi = torch.clamp(centre + _HALF_PI, max=t1)
-        valid = lo < hi
-        if not bool(valid.all()):
-            j = torch.nonzero(valid).squeeze(1)
-            idx, a1, a2, r, centre, lo, hi = idx[j], a1[j], a2[j], r[j], centre[j], lo[j], hi[j]
-        if lo.numel() == 0:
-            return
-        theta, found, c, s = _front_window_min(a1, a2, r, lo, hi, centre, b)
-        if bool(found.all()):
-            consider(idx, theta, c, s)
-        else:
-            j = torch.nonzero(found).squeeze(1)
-            consider(idx[j], theta[j], c[j], s[j])
-
-    if redo_i:
-        solve(torch.cat(redo_i), torch.cat(redo_k))
-    # The loop runs on the minority of points whose range holds a window other than
-    # the primary one: full-size masks per window index cost more than the solves.
-    if other_i:
-        sub, k_lo, k_hi, k_sub = (torch.cat(v) for v in (other_i, other_lo, other_hi, other_k))
-        for j in range(int((k_hi - k_lo).max()) + 1):
-            k = k_lo + j
-            need = (k <= k_hi) & (k != k_sub)
-            if bool(need.any()):
-                i = torch.nonzero(need).squeeze(1)
-                solve(sub[i], k[i])
-    if back_i:
-        idx = torch.cat(back_i)
-        gap = b * _interval_gap(rho[idx] / b, t0, t_back)
-        idx = idx[gap * gap < best_g[idx]]
-        if idx.numel() > 0:
-            theta = _grid_search(x1[idx], x2[idx], b, t0, t_back)
-            consider(idx, theta, torch.cos(theta), torch.sin(theta))
-    return best_1, best_2
 
 
 def _grid_search(x1, x2, b: float, lo: float, hi: float) -> torch.Tensor:
@@ -619,12 +644,15 @@ class Spiral(Manifold):
         s = s0 + (s1 - s0) * torch.rand(num, dtype=torch.float64, generator=generator)
         return _inverse_arc_length(s, b, t0, t1)
 
-    def _project_planar(self, q: torch.Tensor) -> torch.Tensor:
-        q64 = q.to(torch.float64)
-        p1, p2 = _nearest_point(
-            q64[:, 0].contiguous(), q64[:, 1].contiguous(), self.scale, self.theta_min, self.theta_max
-        )
-        return torch.stack([p1, p2], dim=-1)
+    def _project_planar(self, x: torch.Tensor, cols: tuple[int, int], out: torch.Tensor) -> None:
+        """Write the nearest point of the planar points ``x[:, cols]`` into ``out[:, cols]``."""
+        x64 = x.to(torch.float64)
+        theta = _nearest_theta(x64[:, cols[0]], x64[:, cols[1]], self.scale, self.theta_min, self.theta_max)
+        for sl in row_blocks(theta):
+            t = theta[sl]
+            r = self.scale * t
+            out[sl, cols[0]] = torch.cos(t).mul_(r)
+            out[sl, cols[1]] = t.sin_().mul_(r)
 
     @property
     def reach(self) -> float:
@@ -644,7 +672,9 @@ class Spiral(Manifold):
         return self._curve(self._sample_theta(num, generator))
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        return self._project_planar(x).to(x.dtype)
+        p = torch.empty_like(x, memory_format=torch.contiguous_format)
+        self._project_planar(x, (0, 1), p)
+        return p
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         return self._unit_tangent(p)[:, None, :]
@@ -705,9 +735,10 @@ class SwissRoll(Manifold):
         return torch.stack([q[:, 0], y, q[:, 1]], dim=-1)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.spiral._project_planar(x[:, [0, 2]]).to(x.dtype)
-        y = torch.clamp(x[:, 1], min=0.0, max=self.height)
-        return torch.stack([q[:, 0], y, q[:, 1]], dim=-1)
+        p = torch.empty_like(x, memory_format=torch.contiguous_format)
+        self.spiral._project_planar(x, (0, 2), p)
+        torch.clamp(x[:, 1], min=0.0, max=self.height, out=p[:, 1])
+        return p
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         d = self.spiral._unit_tangent(p[:, [0, 2]])

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._validation import check_positive
-from .base import Manifold
+from .base import Manifold, row_blocks
 
 __all__ = ["Torus"]
 
@@ -91,49 +91,51 @@ class Torus(Manifold):
         return torch.stack([ring * torch.cos(u), ring * torch.sin(u), r * torch.sin(v)], dim=-1)
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p, D = self._project_and_core_distance(x, exact_d=True)
-        return p, D.sub_(self.minor_radius).abs_()
+        p = torch.empty_like(x, memory_format=torch.contiguous_format)
+        dist = x.new_empty(x.shape[0])
+        for b in row_blocks(x):
+            self._project_block(x[b], p[b], dist[b])
+        return p, dist
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        return self._project_and_core_distance(x, exact_d=False)[0]
+        p = torch.empty_like(x, memory_format=torch.contiguous_format)
+        for b in row_blocks(x):
+            self._project_block(x[b], p[b], None)
+        return p
 
-    def _project_and_core_distance(self, x: torch.Tensor, exact_d: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Nearest point and (if ``exact_d``) the distance ``D`` to the core circle.
+    def _project_block(self, x: torch.Tensor, p: torch.Tensor, dist: torch.Tensor | None) -> None:
+        """Write ``proj(x)`` into ``p`` (and ``dist(x)`` into ``dist``) for one row block.
 
-        The generic formula (module docstring) is ``p = (s x₁, s x₂, f x₃)`` with
-        ``f = r/D`` and ``s = (R + f (ρ − R))/ρ``. It is evaluated with in-place
-        operations on the strided columns (fresh temporaries and reductions over the
-        size-3 last dimension cost more than the arithmetic), with ``1/ρ`` and ``1/D``
-        from ``rsqrt`` (about twice as fast as ``sqrt``; ``D`` itself, needed only for
-        the distance, is then a correctly rounded ``sqrt``). ``1/ρ`` or ``1/D`` is
-        infinite exactly on the medial axis, which makes ``s`` non-finite: one
-        reduction detects it, and those few rows are redone by ``_project_medial``.
+        The generic formula (class docstring) is ``p = (s x₁, s x₂, f x₃)`` with
+        ``f = r/D`` and ``s = (R + f (ρ − R))/ρ``, evaluated as one pass per column or
+        per intermediate, most of them in place (a reduction or a broadcast over the
+        size-3 last dimension costs several passes). ``1/ρ`` and ``1/D`` come from
+        ``rsqrt`` (about twice as fast as ``sqrt``); ``D`` itself, needed only for the
+        distance, is a correctly rounded ``sqrt``. ``1/ρ`` or ``1/D`` is infinite
+        exactly on the medial axis, which makes ``s`` non-finite: one reduction detects
+        it, and those few rows are redone by ``_project_medial``.
         """
         R, r = self.major_radius, self.minor_radius
-        n = x.shape[0]
         x1, x2, x3 = x[:, 0], x[:, 1], x[:, 2]
-        p = torch.empty_like(x, memory_format=torch.contiguous_format)
-        # 1/ρ lives in p's memory until p is written: one fresh 8 MB vector fewer, which
-        # keeps the allocator from returning (and later page-faulting) the memory.
-        inv_rho = p.view(-1)[:n]
         rho2 = torch.mul(x1, x1).addcmul_(x2, x2)
-        torch.rsqrt(rho2, out=inv_rho)
+        inv_rho = torch.rsqrt(rho2)
         a = rho2.mul_(inv_rho).sub_(R)  # ρ² · ρ⁻¹ − R = ρ − R
         D2 = torch.mul(a, a).addcmul_(x3, x3)
-        D = torch.sqrt(D2) if exact_d else None
+        if dist is not None:
+            torch.sqrt(D2, out=dist).sub_(r).abs_()
         f = D2.rsqrt_().mul_(r)  # r/D
         scale = a.mul_(f).add_(R).mul_(inv_rho)  # (R + f (ρ − R))/ρ
-        torch.mul(x[:, :2], scale[:, None], out=p[:, :2])
+        torch.mul(x1, scale, out=p[:, 0])
+        torch.mul(x2, scale, out=p[:, 1])
         torch.mul(x3, f, out=p[:, 2])
-        if n and not bool(torch.isfinite(scale.sum())):
+        if scale.numel() and not math.isfinite(scale.sum()):
             i = torch.nonzero(~torch.isfinite(scale)).squeeze(1)
             xi = x[i]
             p[i] = self._project_medial(xi)
-            if D is not None:
+            if dist is not None:
                 # ρ − R above is NaN on the z-axis (0 · ∞); recompute D there directly.
                 rho_i = torch.sqrt(xi[:, 0] * xi[:, 0] + xi[:, 1] * xi[:, 1])
-                D[i] = torch.sqrt((rho_i - R) ** 2 + xi[:, 2] * xi[:, 2])
-        return p, D
+                dist[i] = (torch.sqrt((rho_i - R) ** 2 + xi[:, 2] * xi[:, 2]) - r).abs()
 
     def _project_medial(self, x: torch.Tensor) -> torch.Tensor:
         """Rows on the z-axis (take the direction +x₁) or the core circle (go outward)."""
