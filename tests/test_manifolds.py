@@ -247,6 +247,34 @@ def test_row_blocks_change_nothing(K, monkeypatch):
     torch.testing.assert_close(K.project(x), blocks[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("K", [Circle(), Circle(2.0, center=[1.0, -3.0]), Sphere(3, 0.5), Torus(2.0, 0.5)], ids=repr)
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
+def test_round_shapes_at_extreme_magnitudes(K, scale):
+    """No overflow or underflow in the squared norms: points of size 1e±200 still project onto K.
+
+    (Squares of 1e±160 leave the float64 range; the oracles redo such rows from
+    coordinates rescaled by their largest entry, or with ``hypot``.)
+    """
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn(6, K.ambient_dim, dtype=F64, generator=g) * scale
+    x = u if isinstance(K, Torus) else u + K.center
+    p, d = K.project_with_distance(x)
+    assert torch.isfinite(p).all() and torch.isfinite(d).all()
+    tol = 1e-12 * (1.0 + float(x.abs().max()))
+    assert float(K.distance(p).max()) <= 1e-12 * (1.0 + float(p.abs().max()))
+    # The distance is attained by the point and no sample of K is closer.
+    torch.testing.assert_close(_robust_norm(x - p), d, rtol=1e-14, atol=1e-12)
+    q = K.sample(2000, generator=g)
+    assert (d[:, None] <= _robust_norm(x[:, None, :] - q[None]) + tol).all()
+    torch.testing.assert_close(K.project(x), p, rtol=0, atol=0)
+
+
+def _robust_norm(v: torch.Tensor) -> torch.Tensor:
+    """``‖v‖`` over the last dimension without overflow (rescaled by the largest entry)."""
+    m = v.abs().amax(dim=-1, keepdim=True)
+    return (m * torch.linalg.vector_norm(v / torch.where(m > 0, m, 1.0), dim=-1, keepdim=True)).squeeze(-1)
+
+
 def test_medial_axis_of_finite_set_and_spiral():
     K = FiniteSet([[0.0, 0.0], [2.0, 0.0]])
     _assert_valid_nearest(K, torch.tensor([[1.0, 5.0]], dtype=F64), [math.sqrt(26.0)])
@@ -386,7 +414,9 @@ def test_bad_constructor_arguments_raise_naming_them(build, name):
 
 _FAMILY_EXAMPLES = [
     Circle(),
+    Circle(2.0, center=[1.0, -3.0]),
     Sphere(2),
+    Sphere(5),
     Torus(2.0, 0.5),
     AffineSubspace(np.eye(4)[:2]),
     Spiral(),
@@ -405,10 +435,12 @@ def test_bad_points_raise_naming_the_argument(K):
         with pytest.raises(ValueError, match="x"):
             K.distance(bad)
     for value in (float("nan"), float("inf"), -float("inf")):
-        x = np.zeros((2, n))
-        x[1, 0] = value
-        with pytest.raises(ValueError, match="x"):
-            K.project(x)
+        for col in range(n):
+            x = np.ones((2, n))
+            x[1, col] = value
+            for method in (K.project, K.distance, K.project_with_distance):
+                with pytest.raises(ValueError, match="x must be finite"):
+                    method(x)
     with pytest.raises(ValueError, match="p"):
         K.tangent_basis(np.zeros((2, n + 1)))
     with pytest.raises(ValueError, match="num"):

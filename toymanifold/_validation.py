@@ -18,6 +18,7 @@ __all__ = [
     "as_points",
     "as_tensor",
     "check_eta",
+    "check_finite",
     "check_int",
     "check_nonnegative",
     "check_nu",
@@ -62,6 +63,12 @@ def as_tensor(
     return t
 
 
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """Raise the ``ValueError`` of :func:`as_tensor` if ``t`` holds NaN or inf."""
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+
+
 def _all_finite(t: torch.Tensor) -> bool:
     # A sum is finite iff no entry is NaN/inf, unless finite entries overflow it; only
     # then is the elementwise test (a full-size boolean temporary) needed.
@@ -75,9 +82,14 @@ def as_points(
     *,
     dtype: torch.dtype | None = None,
     allow_empty: bool = True,
+    allow_nonfinite: bool = False,
 ) -> torch.Tensor:
-    """Validate a batch of points of shape ``(B, dim)``."""
-    t = as_tensor(value, name, dtype=dtype)
+    """Validate a batch of points of shape ``(B, dim)``.
+
+    ``allow_nonfinite=True`` skips the finiteness pass, for callers that detect
+    NaN/inf inside a pass of their own and then call :func:`check_finite`.
+    """
+    t = as_tensor(value, name, dtype=dtype, allow_nonfinite=allow_nonfinite)
     if t.ndim != 2:
         expected = f"(B, {dim})" if dim is not None else "(B, n)"
         raise ValueError(f"{name} must be a 2-D array of shape {expected}, got shape {tuple(t.shape)}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .._validation import as_tensor, check_int, check_positive
-from .base import Manifold, row_blocks
+from .._validation import as_tensor, check_finite, check_int, check_positive
+from .base import Manifold, check_sum_bound, row_blocks
 
 __all__ = ["Circle", "Sphere"]
 
@@ -33,6 +35,8 @@ class Sphere(Manifold):
     >>> s.distance([[0.0, 0.0, 3.0]])
     tensor([1.], dtype=torch.float64)
     """
+
+    _checks_finite = True  # in the pass that checks for the centre (_project_block)
 
     def __init__(self, dim: int, radius: float = 1.0, center=None):
         self.intrinsic_dim = check_int(dim, "dim", minimum=1)
@@ -90,7 +94,11 @@ class Sphere(Manifold):
             sq = torch.mul(u, u) @ torch.ones(n, dtype=u.dtype, device=u.device)
         if dist is not None:
             torch.sqrt(sq, out=dist).sub_(self.radius).abs_()
-        inv = sq.rsqrt_()  # R/‖u‖ below; inf exactly at the centre
+        inv = torch.rsqrt(sq)  # R/‖u‖ below
+        # Two dot products check the block: Σ ‖u‖²/‖u‖ + Σ 1/‖u‖² is NaN or inf where
+        # a row holds NaN/inf, sits at the centre (0·inf) or overflows in ‖u‖²
+        # (inf·0), and huge where ‖u‖² is subnormal (imprecise).
+        total = float(torch.dot(sq, inv) + torch.dot(inv, inv)) if sq.numel() else 0.0
         if self.radius != 1.0:
             inv.mul_(self.radius)
         if n <= 4:
@@ -100,14 +108,29 @@ class Sphere(Manifold):
             torch.mul(u, inv[:, None], out=p)
         if not self._origin_centred:
             p.add_(c)
-        # A reduction instead of a boolean mask keeps the common case free of
-        # temporaries; the centre is the only place where inv = inf.
-        if inv.numel() and bool(inv.max() == torch.inf):
-            # At the centre every point is nearest; return c + R e_0 rather than 0/0.
-            on_axis = torch.nonzero(torch.isinf(inv)).squeeze(1)
-            e0 = c.clone()
-            e0[0] += self.radius
-            p[on_axis] = e0
+        if not total <= check_sum_bound(x.dtype):  # (also true for NaN)
+            self._fix_rows(x, u, sq, p, dist)
+
+    def _fix_rows(self, x, u, sq, p, dist) -> None:
+        """Rows with ``‖u‖²`` zero, subnormal, infinite or NaN, redone without it.
+
+        Raises the input error for NaN/inf. Otherwise ``u`` is rescaled by its largest
+        entry before the norm is taken; at the centre (``u = 0``) every point of the
+        sphere is nearest, and ``c + R e_0`` is returned rather than 0/0.
+        """
+        check_finite(x, "x")
+        tiny = torch.finfo(sq.dtype).tiny
+        rows = torch.nonzero(~((sq >= tiny) & (sq < math.inf))).squeeze(1)
+        ur = u[rows]
+        m = ur.abs().amax(dim=1, keepdim=True)
+        v = ur / torch.where(m > 0, m, 1.0)
+        nv = torch.linalg.vector_norm(v, dim=1, keepdim=True)
+        e0 = torch.zeros_like(v)
+        e0[:, 0] = 1.0
+        direction = torch.where(m > 0, v / torch.where(m > 0, nv, 1.0), e0)
+        p[rows] = self.center.to(dtype=x.dtype, device=x.device) + self.radius * direction
+        if dist is not None:
+            dist[rows] = (m * nv).squeeze(1).sub_(self.radius).abs_()
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = torch.empty_like(x, memory_format=torch.contiguous_format)

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._validation import check_positive
-from .base import Manifold, row_blocks
+from .._validation import check_finite, check_positive
+from .base import Manifold, check_sum_bound, row_blocks
 
 __all__ = ["Torus"]
 
@@ -54,6 +54,7 @@ class Torus(Manifold):
 
     ambient_dim = 3
     intrinsic_dim = 2
+    _checks_finite = True  # in the pass that checks for the medial axis (_project_block)
 
     def __init__(self, major_radius: float, minor_radius: float):
         self.major_radius = check_positive(major_radius, "major_radius")
@@ -112,42 +113,53 @@ class Torus(Manifold):
         size-3 last dimension costs several passes). ``1/ρ`` and ``1/D`` come from
         ``rsqrt`` (about twice as fast as ``sqrt``); ``D`` itself, needed only for the
         distance, is a correctly rounded ``sqrt``. ``1/ρ`` or ``1/D`` is infinite
-        exactly on the medial axis, which makes ``s`` non-finite: one reduction detects
-        it, and those few rows are redone by ``_project_medial``.
+        exactly on the medial axis, which makes ``s`` non-finite. One number checks
+        the block, ``Σ s D² + 1/ρ² + 1/D²``: it is NaN or inf where a row is on the
+        medial axis, holds NaN/inf or overflows in a square, and huge where ``ρ²`` or
+        ``D²`` is subnormal (imprecise); only then are the rows found and redone by
+        ``_project_medial``.
         """
         R, r = self.major_radius, self.minor_radius
         x1, x2, x3 = x[:, 0], x[:, 1], x[:, 2]
         rho2 = torch.mul(x1, x1).addcmul_(x2, x2)
         inv_rho = torch.rsqrt(rho2)
-        a = rho2.mul_(inv_rho).sub_(R)  # ρ² · ρ⁻¹ − R = ρ − R
+        a = torch.mul(rho2, inv_rho).sub_(R)  # ρ² · ρ⁻¹ − R = ρ − R
         D2 = torch.mul(a, a).addcmul_(x3, x3)
         if dist is not None:
             torch.sqrt(D2, out=dist).sub_(r).abs_()
-        f = D2.rsqrt_().mul_(r)  # r/D
+        inv_D = torch.rsqrt(D2)
+        total = torch.dot(inv_rho, inv_rho) + torch.dot(inv_D, inv_D) if D2.numel() else 0.0
+        f = inv_D.mul_(r)  # r/D
         scale = a.mul_(f).add_(R).mul_(inv_rho)  # (R + f (ρ − R))/ρ
+        if D2.numel():
+            total = float(total + torch.dot(scale, D2))
         torch.mul(x1, scale, out=p[:, 0])
         torch.mul(x2, scale, out=p[:, 1])
         torch.mul(x3, f, out=p[:, 2])
-        if scale.numel() and not math.isfinite(scale.sum()):
-            i = torch.nonzero(~torch.isfinite(scale)).squeeze(1)
+        if not total <= check_sum_bound(x.dtype):  # (also true for NaN)
+            check_finite(x, "x")
+            tiny = torch.finfo(x.dtype).tiny
+            ok = (rho2 >= tiny) & (rho2 < math.inf) & (D2 >= tiny) & (D2 < math.inf)
+            i = torch.nonzero(~ok).squeeze(1)
             xi = x[i]
             p[i] = self._project_medial(xi)
             if dist is not None:
-                # ρ − R above is NaN on the z-axis (0 · ∞); recompute D there directly.
-                rho_i = torch.sqrt(xi[:, 0] * xi[:, 0] + xi[:, 1] * xi[:, 1])
-                dist[i] = (torch.sqrt((rho_i - R) ** 2 + xi[:, 2] * xi[:, 2]) - r).abs()
+                dist[i] = (torch.hypot(torch.hypot(xi[:, 0], xi[:, 1]) - R, xi[:, 2]) - r).abs()
 
     def _project_medial(self, x: torch.Tensor) -> torch.Tensor:
-        """Rows on the z-axis (take the direction +x₁) or the core circle (go outward)."""
+        """Rows on the medial axis or with overflowing squares: the formula with ``hypot``.
+
+        On the z-axis take the direction +x₁, on the core circle go outward.
+        """
         R, r = self.major_radius, self.minor_radius
         x1, x2, x3 = x.unbind(-1)
-        rho = torch.sqrt(x1 * x1 + x2 * x2)
+        rho = torch.hypot(x1, x2)
         on_axis = rho == 0
         safe_rho = torch.where(on_axis, torch.ones_like(rho), rho)
         c = torch.where(on_axis, torch.ones_like(rho), x1 / safe_rho)
         s = x2 / safe_rho  # x₂ = 0 on the axis
         a = rho - R
-        D = torch.sqrt(a * a + x3 * x3)
+        D = torch.hypot(a, x3)
         on_core = D == 0
         safe_D = torch.where(on_core, torch.ones_like(D), D)
         cv = torch.where(on_core, torch.ones_like(D), a / safe_D)
