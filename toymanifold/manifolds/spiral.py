@@ -392,12 +392,14 @@ def _nearest_theta(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: 
             consider(pos.index_select(0, j), theta.index_select(0, j))
 
     def solve(pos, k, iterations):
-        """Windows ``k`` of the points ``sub[pos]``: the elementwise solver, then ``settle``."""
-        a1, a2, r, p = gather(pos, x1_sub, x2_sub, r_sub, p_sub)
-        centre = p.add_(k, alpha=_TWO_PI)
-        theta, g, inside = _front_candidates(r, centre, b, t0, t1, iterations)
+        """Windows ``k`` of the points ``sub[pos]``: those not settled beforehand by the
+        elementwise solver, and what it leaves open by ``settle``."""
+        a1, a2, p = gather(pos, x1_sub, x2_sub, p_sub)
+        open_ = torch.nonzero(~_settled(a1, a2, p.add_(k, alpha=_TWO_PI), b, t0, t1)).squeeze(1)
+        pos, k, centre = (v.index_select(0, open_) for v in (pos, k, p))
+        theta, g, inside = _front_candidates(r_sub.index_select(0, pos), centre, b, t0, t1, iterations)
         consider(pos, theta, g)
-        j = torch.nonzero(~(inside | _settled(a1, a2, centre, b, t0, t1))).squeeze(1)
+        j = torch.nonzero(~inside).squeeze(1)
         if j.numel():
             settle(pos.index_select(0, j), k.index_select(0, j))
 
