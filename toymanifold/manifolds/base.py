@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ __all__ = ["Manifold", "check_sum_bound", "row_blocks"]
 BLOCK_ROWS = 1 << 17
 
 
+@functools.cache
 def check_sum_bound(dtype: torch.dtype) -> float:
     """Bound for the blockwise check sums of the closed-form oracles.
 

@@ -83,13 +83,13 @@ class Sphere(Manifold):
         rounded ``sqrt``. ``project`` and ``project_with_distance`` both come here, so
         their points agree bit for bit (callers compare the two).
         """
-        c = self.center.to(dtype=x.dtype, device=x.device)
-        u = x if self._origin_centred else x - c
+        u = x if self._origin_centred else x - self.center.to(dtype=x.dtype, device=x.device)
         n = u.shape[1]
         if n <= 4:
-            sq = torch.mul(u[:, 0], u[:, 0])
-            for i in range(1, n):
-                sq.addcmul_(u[:, i], u[:, i])
+            cols = u.unbind(1)
+            sq = torch.mul(cols[0], cols[0])
+            for col in cols[1:]:
+                sq.addcmul_(col, col)
         else:
             sq = torch.mul(u, u) @ torch.ones(n, dtype=u.dtype, device=u.device)
         if dist is not None:
@@ -98,16 +98,16 @@ class Sphere(Manifold):
         # Two dot products check the block: Σ ‖u‖²/‖u‖ + Σ 1/‖u‖² is NaN or inf where
         # a row holds NaN/inf, sits at the centre (0·inf) or overflows in ‖u‖²
         # (inf·0), and huge where ‖u‖² is subnormal (imprecise).
-        total = float(torch.dot(sq, inv) + torch.dot(inv, inv)) if sq.numel() else 0.0
+        total = float(torch.dot(sq, inv)) + float(torch.dot(inv, inv)) if sq.numel() else 0.0
         if self.radius != 1.0:
             inv.mul_(self.radius)
         if n <= 4:
-            for i in range(n):
-                torch.mul(u[:, i], inv, out=p[:, i])
+            for col, out in zip(cols, p.unbind(1)):
+                torch.mul(col, inv, out=out)
         else:
             torch.mul(u, inv[:, None], out=p)
         if not self._origin_centred:
-            p.add_(c)
+            p.add_(self.center.to(dtype=x.dtype, device=x.device))
         if not total <= check_sum_bound(x.dtype):  # (also true for NaN)
             self._fix_rows(x, u, sq, p, dist)
 

@@ -120,7 +120,7 @@ class Torus(Manifold):
         ``_project_medial``.
         """
         R, r = self.major_radius, self.minor_radius
-        x1, x2, x3 = x[:, 0], x[:, 1], x[:, 2]
+        x1, x2, x3 = x.unbind(1)
         rho2 = torch.mul(x1, x1).addcmul_(x2, x2)
         inv_rho = torch.rsqrt(rho2)
         a = torch.mul(rho2, inv_rho).sub_(R)  # ρ² · ρ⁻¹ − R = ρ − R
@@ -128,14 +128,15 @@ class Torus(Manifold):
         if dist is not None:
             torch.sqrt(D2, out=dist).sub_(r).abs_()
         inv_D = torch.rsqrt(D2)
-        total = torch.dot(inv_rho, inv_rho) + torch.dot(inv_D, inv_D) if D2.numel() else 0.0
+        total = float(torch.dot(inv_rho, inv_rho)) + float(torch.dot(inv_D, inv_D)) if D2.numel() else 0.0
         f = inv_D.mul_(r)  # r/D
         scale = a.mul_(f).add_(R).mul_(inv_rho)  # (R + f (ρ − R))/ρ
         if D2.numel():
-            total = float(total + torch.dot(scale, D2))
-        torch.mul(x1, scale, out=p[:, 0])
-        torch.mul(x2, scale, out=p[:, 1])
-        torch.mul(x3, f, out=p[:, 2])
+            total += float(torch.dot(scale, D2))
+        p1, p2, p3 = p.unbind(1)
+        torch.mul(x1, scale, out=p1)
+        torch.mul(x2, scale, out=p2)
+        torch.mul(x3, f, out=p3)
         if not total <= check_sum_bound(x.dtype):  # (also true for NaN)
             check_finite(x, "x")
             tiny = torch.finfo(x.dtype).tiny
