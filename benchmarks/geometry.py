@@ -23,7 +23,9 @@ timed copy follows an untimed one, so it gets recycled memory in every round: th
 baseline is the cheap (stricter) one and does not depend on what the previous entry
 freed.
 
-Usage: ``python benchmarks/geometry.py [--repeats 7] [--points 1000000] [--threads 1]``
+Usage: ``python benchmarks/geometry.py [--repeats 25] [--points 1000000] [--threads 1]``
+(25 rounds, about a minute: on a shared machine minima over 9 rounds still scatter by
+±15 % from run to run.)
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _timed(fn) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=25)
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
