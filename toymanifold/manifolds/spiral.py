@@ -355,9 +355,9 @@ def _nearest_theta(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: 
         need = torch.reciprocal(r).mul_(beta).add_(1.0).mul_(wb) >= gap
         need.logical_or_(r <= rho_f).logical_or_(root_best.logical_not_())
         flagged.append(torch.nonzero(need).squeeze(1).add_(i))
-    if not flagged or sum(f.numel() for f in flagged) == 0:
+    sub = torch.cat(flagged) if flagged else best_t.new_empty(0, dtype=torch.long)
+    if sub.numel() == 0:
         return best_t
-    sub = torch.cat(flagged)
     x1_sub, x2_sub, r_sub, p_sub = (v.index_select(0, sub) for v in (x1, x2, rho, phi))
     k_near = _nearest_window(r_sub if b == 1.0 else r_sub / b, p_sub)
 
@@ -392,8 +392,10 @@ def _nearest_theta(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: 
             consider(pos.index_select(0, j), theta.index_select(0, j))
 
     def solve(pos, k, iterations):
-        """Windows ``k`` of the points ``sub[pos]``: those not settled beforehand by the
-        elementwise solver, and what it leaves open by ``settle``."""
+        """Windows ``k`` of the points ``sub[pos]``, elementwise, then ``settle`` for the rest.
+
+        Windows that ``_settled`` rules out are skipped before any iteration.
+        """
         a1, a2, p = gather(pos, x1_sub, x2_sub, p_sub)
         open_ = torch.nonzero(~_settled(a1, a2, p.add_(k, alpha=_TWO_PI), b, t0, t1)).squeeze(1)
         pos, k, centre = (v.index_select(0, open_) for v in (pos, k, p))
