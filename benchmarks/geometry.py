@@ -9,7 +9,8 @@ copy, spiral and Swiss roll ≤ 100× the copy, finite set ≤ 1.3× its matrix 
 Points: samples of ``K`` plus Gaussian noise of standard deviation half the
 characteristic length (the reach where finite), so they lie near and far, between
 windings, beyond edges. The column ``hook`` times ``K._project`` (no input validation)
-to separate the family's own cost from the boundary checks shared by every family.
+to separate the family's own cost from the boundary checks shared by every family
+(sphere and torus check their input inside the kernel, so for them the two coincide).
 
 Timing: torch limited to ``--threads`` threads (default 1); one warm-up, then
 ``--repeats`` rounds, each timing every entry once with its own baseline in the same

@@ -39,7 +39,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._validation import as_tensor, make_generator
@@ -131,17 +130,9 @@ def _check_sigmas(sigmas: Any) -> tuple[torch.Tensor, list[float]]:
 
     Strictly decreasing, finite, non-negative, at least two entries (one step).
     """
-    if isinstance(sigmas, torch.Tensor):
-        # The schedule is metadata, not data: reading it to the CPU once is the only
-        # device synchronisation a sampler makes.
-        s = sigmas.detach().to(device="cpu", dtype=torch.float64)
-    elif isinstance(sigmas, (np.ndarray, list, tuple)):
-        try:
-            s = torch.as_tensor(np.asarray(sigmas, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"sigmas must be a 1-D array of numbers, got {type(sigmas).__name__}") from exc
-    else:
-        raise TypeError(f"sigmas must be a 1-D tensor, array or list, got {type(sigmas).__name__}")
+    # The schedule is metadata, not data: reading it to the CPU once is the only device
+    # synchronisation a sampler makes. Finiteness is checked below, with the values.
+    s = as_tensor(sigmas, "sigmas", dtype=torch.float64, device="cpu", allow_nonfinite=True).detach()
     if s.ndim != 1:
         raise ValueError(f"sigmas must be 1-D, got shape {tuple(s.shape)}")
     if s.shape[0] < 2:

@@ -11,7 +11,7 @@ import torch
 
 from .._validation import as_points, check_int, make_generator
 
-__all__ = ["Manifold", "check_sum_bound", "row_blocks"]
+__all__ = ["Manifold", "check_sum_bound", "project_in_blocks", "row_blocks"]
 
 #: Rows per block for oracles made of a few elementwise passes over short rows. A
 #: block's per-row temporaries (0.5 MiB per float64 vector) stay in the L2 cache from
@@ -19,6 +19,20 @@ __all__ = ["Manifold", "check_sum_bound", "row_blocks"]
 #: 1 MiB-L2 x86 core, 10^6-point projections got 1.3–1.5x faster than whole-array
 #: passes (and 2^14-row blocks slower again, from per-operation overhead).
 BLOCK_ROWS = 1 << 17
+
+
+def project_in_blocks(block, x: torch.Tensor, with_distance: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(proj(x), dist(x) or None)`` from ``block(x_b, p_b, dist_b)`` over :func:`row_blocks`.
+
+    ``block`` writes one block's nearest points into ``p_b`` and, unless ``dist_b`` is
+    None, its distances into ``dist_b``: one kernel serves ``project`` and
+    ``project_with_distance``, so their points agree bit for bit.
+    """
+    p = torch.empty_like(x, memory_format=torch.contiguous_format)
+    dist = x.new_empty(x.shape[0]) if with_distance else None
+    for b in row_blocks(x):
+        block(x[b], p[b], None if dist is None else dist[b])
+    return p, dist
 
 
 @functools.cache

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._validation import as_tensor, check_finite, check_int, check_positive
-from .base import Manifold, check_sum_bound, row_blocks
+from .base import Manifold, check_sum_bound, project_in_blocks
 
 __all__ = ["Circle", "Sphere"]
 
@@ -133,17 +133,10 @@ class Sphere(Manifold):
             dist[rows] = (m * nv).squeeze(1).sub_(self.radius).abs_()
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = torch.empty_like(x, memory_format=torch.contiguous_format)
-        dist = x.new_empty(x.shape[0])
-        for b in row_blocks(x):
-            self._project_block(x[b], p[b], dist[b])
-        return p, dist
+        return project_in_blocks(self._project_block, x, with_distance=True)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.empty_like(x, memory_format=torch.contiguous_format)
-        for b in row_blocks(x):
-            self._project_block(x[b], p[b], None)
-        return p
+        return project_in_blocks(self._project_block, x, with_distance=False)[0]
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         c = self.center.to(dtype=p.dtype, device=p.device)

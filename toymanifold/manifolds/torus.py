@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._validation import check_finite, check_positive
-from .base import Manifold, check_sum_bound, row_blocks
+from .base import Manifold, check_sum_bound, project_in_blocks
 
 __all__ = ["Torus"]
 
@@ -92,17 +92,10 @@ class Torus(Manifold):
         return torch.stack([ring * torch.cos(u), ring * torch.sin(u), r * torch.sin(v)], dim=-1)
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = torch.empty_like(x, memory_format=torch.contiguous_format)
-        dist = x.new_empty(x.shape[0])
-        for b in row_blocks(x):
-            self._project_block(x[b], p[b], dist[b])
-        return p, dist
+        return project_in_blocks(self._project_block, x, with_distance=True)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.empty_like(x, memory_format=torch.contiguous_format)
-        for b in row_blocks(x):
-            self._project_block(x[b], p[b], None)
-        return p
+        return project_in_blocks(self._project_block, x, with_distance=False)[0]
 
     def _project_block(self, x: torch.Tensor, p: torch.Tensor, dist: torch.Tensor | None) -> None:
         """Write ``proj(x)`` into ``p`` (and ``dist(x)`` into ``dist``) for one row block.
