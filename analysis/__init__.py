@@ -1,4 +1,4 @@
-"""analysis: verify the theory of THEORY.md on toymanifold's exact geometry.
+"""analysis: verify the theory of docs/theory.md on toymanifold's exact geometry.
 
 - :mod:`analysis.projection_error` — ``r`` and ``η(x, σ)`` on noisy samples and along
   trajectories, and the empirical ``η̂(ν)`` (THEORY §2);
@@ -7,7 +7,7 @@
 - :mod:`analysis.metrics` — ODE error, distance to ``K``, sliced Wasserstein, MMD²,
   Fréchet distance.
 
-``analysis`` imports ``toymanifold``, never the reverse (DESIGN.md). Result objects are
+``analysis`` imports ``toymanifold``, never the reverse (docs/design.md). Result objects are
 frozen dataclasses of float64 CPU tensors with a ``to_dict()`` giving strict JSON.
 """
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the analysis modules: schedule validation and JSON conversion."""
+"""Helpers shared by the analysis modules: JSON conversion and trajectory validation."""
 
 from __future__ import annotations
 
@@ -8,31 +8,9 @@ from typing import Any
 
 import torch
 
-from toymanifold._validation import as_tensor
+from toymanifold.validation import as_tensor, check_schedule
 
-__all__ = ["check_schedule", "dataclass_to_dict", "jsonable"]
-
-
-def check_schedule(sigmas: Any, name: str = "sigmas", *, allow_zero_last: bool = True) -> torch.Tensor:
-    """A σ schedule ``σ_N > … > σ_0 ≥ 0`` in sampler order (THEORY §3), as float64 on the CPU.
-
-    ``sigmas[0] = σ_N`` is the first (largest) noise level and ``sigmas[-1] = σ_0`` the
-    last. Only the last entry may be zero (``allow_zero_last``), the case of
-    Corollary 1; every other entry must be finite and ``> 0``.
-    """
-    s = as_tensor(sigmas, name, dtype=torch.float64).cpu()
-    if s.ndim != 1 or s.shape[0] < 2:
-        raise ValueError(f"{name} must be a 1-D schedule of length n_steps + 1 >= 2, got shape {tuple(s.shape)}")
-    if bool((s[:-1] <= 0).any()) or float(s[-1]) < 0 or (float(s[-1]) == 0 and not allow_zero_last):
-        last = "> 0" if not allow_zero_last else ">= 0"
-        raise ValueError(f"{name} must be > 0 except possibly the last entry ({last}), got min {float(s.min())}")
-    if not bool((s[1:] < s[:-1]).all()):
-        i = int(torch.nonzero(s[1:] >= s[:-1])[0])
-        raise ValueError(
-            f"{name} must be strictly decreasing (sigma_N first), got {name}[{i}] = {float(s[i])} "
-            f"<= {name}[{i + 1}] = {float(s[i + 1])}"
-        )
-    return s
+__all__ = ["dataclass_to_dict", "jsonable", "trajectory_iterates"]
 
 
 def jsonable(value: Any) -> Any:

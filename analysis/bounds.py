@@ -16,9 +16,17 @@ from typing import Any
 
 import torch
 
-from toymanifold._validation import as_tensor, check_eta, check_int, check_nu, check_positive
+from toymanifold.validation import (
+    as_manifold,
+    as_tensor,
+    check_eta,
+    check_int,
+    check_nu,
+    check_positive,
+    check_schedule,
+)
 
-from ._common import check_schedule, dataclass_to_dict, trajectory_iterates
+from ._common import dataclass_to_dict, trajectory_iterates
 
 __all__ = [
     "InitialDistanceBounds",
@@ -600,10 +608,7 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
     -------
     TrajectoryCheck
     """
-    from toymanifold.manifolds.base import Manifold
-
-    if not isinstance(manifold, Manifold):
-        raise TypeError(f"manifold must be a toymanifold Manifold, got {type(manifold).__name__}")
+    as_manifold(manifold)
     if eta is not None:
         eta = check_eta(eta, "eta")
     s, xs_raw = trajectory_iterates(traj, manifold.ambient_dim)

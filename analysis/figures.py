@@ -6,7 +6,7 @@ figure: a matplotlib :class:`~matplotlib.figure.Figure` for the static figures a
 plotly ``Figure`` for the interactive 3-D view. Nothing here samples, trains or
 evaluates a denoiser, so every curve in a figure is a number in ``results.json``.
 
-Figures (issue 6):
+Figures of the report:
 
 1. :func:`denoiser_norm_figure` — ``‖ε‖/√n`` along DDIM trajectories against σ
    (THEORY §2, concentration: ``‖ε*‖ ≈ √n``).

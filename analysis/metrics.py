@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toymanifold._validation import as_tensor, check_int, check_positive, make_generator
-
-from ._common import check_schedule
+from toymanifold.validation import as_manifold, as_tensor, check_int, check_positive, check_schedule, make_generator
 
 __all__ = [
     "frechet_distance",
@@ -117,10 +115,7 @@ def ode_error(x, reference, *, relative: bool = False) -> torch.Tensor:
 
 def mean_distance(samples, manifold) -> torch.Tensor:
     """Mean ``dist_K`` of ``samples`` (B, *shape) to the manifold (THEORY §1), a 0-d float64 tensor."""
-    from toymanifold.manifolds.base import Manifold
-
-    if not isinstance(manifold, Manifold):
-        raise TypeError(f"manifold must be a toymanifold Manifold, got {type(manifold).__name__}")
+    as_manifold(manifold)
     x = _flat(samples, "samples")
     if x.shape[1] != manifold.ambient_dim:
         raise ValueError(f"samples flatten to n = {x.shape[1]} but manifold.ambient_dim = {manifold.ambient_dim}")

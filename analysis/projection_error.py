@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toymanifold._validation import as_tensor, check_int, check_nu, make_generator
+from toymanifold.validation import as_manifold, as_tensor, check_int, check_nu, make_generator
 
 from ._common import dataclass_to_dict, trajectory_iterates
 
@@ -78,14 +78,6 @@ def _finish(sigma, dist, err, n) -> ProjectionErrors:
     return ProjectionErrors(sigma=sigma, dist=dist, err=err, r=r, eta=eta, ambient_dim=n)
 
 
-def _check_manifold(manifold):
-    from toymanifold.manifolds.base import Manifold
-
-    if not isinstance(manifold, Manifold):
-        raise TypeError(f"manifold must be a toymanifold Manifold, got {type(manifold).__name__}")
-    return manifold
-
-
 def projection_error(
     denoiser,
     manifold,
@@ -140,7 +132,7 @@ def projection_error(
     >>> m.r.shape, bool(m.eta.max() < 1e-15)  # the exact projection: η = 0 up to rounding
     (torch.Size([200]), True)
     """
-    manifold = _check_manifold(manifold)
+    manifold = as_manifold(manifold)
     if not callable(denoiser):
         raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
     s = as_tensor(sigmas, "sigmas", dtype=_F64)
@@ -207,7 +199,7 @@ def trajectory_error(traj, manifold) -> ProjectionErrors:
     ProjectionErrors
         ``(N, B)`` fields in float64.
     """
-    manifold = _check_manifold(manifold)
+    manifold = as_manifold(manifold)
     s, xs = trajectory_iterates(traj, manifold.ambient_dim)
     N, B, n = xs.shape[0] - 1, xs.shape[1], xs.shape[2]
     x = xs[:-1].to(_F64)

@@ -1,12 +1,12 @@
 """The main job behind ``toymanifold report``: experiments, ``results.json``, figures and ``report.html``.
 
-:func:`run_report` runs every experiment of issue 6 and returns a JSON-able ``dict``
+:func:`run_report` runs every experiment of the report and returns a JSON-able ``dict``
 (every number the report shows); :func:`write_report` turns that dict into
 ``results.json``, ``figures/*.png`` (through :mod:`analysis.figures`, which never
 re-runs an experiment) and a self-contained ``report.html`` (PNGs embedded as base64,
 plotly inlined, so it opens offline).
 
-What is measured (THEORY.md sections in brackets):
+What is measured (sections of docs/theory.md in brackets):
 
 1. A small σ-conditioned MLP denoiser is trained on ``E‖ε_θ(x0 + σε, σ) − ε‖²`` (§1).
 2. ``r`` and ``η(x, σ)`` on noisy samples ``x0 + σε`` for the exact projection, the
@@ -61,7 +61,7 @@ _F64 = torch.float64
 
 @dataclass
 class ReportConfig:
-    """Options of ``toymanifold report`` (see :mod:`toymanifold.cli`).
+    """Options of ``toymanifold report`` (see :mod:`analysis.cli`).
 
     ``steps`` is the number of MLP training steps (``None``: 1500, or 100 with ``quick``);
     ``ambient_dim`` is ``n`` (``None``: 64, the base manifold embedded isometrically).
@@ -984,7 +984,7 @@ def _html(res: dict[str, Any], pngs: dict[str, bytes], interactive) -> str:
         f"Seed {meta['config']['seed']}, device {esc(meta['device'])}, "
         f"{'quick run, ' if meta['config']['quick'] else ''}wall time {meta['wall_time_s']:.1f} s "
         f"(toymanifold {esc(meta['toymanifold_version'])}, torch {esc(meta['torch_version'])}). "
-        "Every number on this page is in <code>results.json</code>; the formulas are in THEORY.md.</p>"
+        "Every number on this page is in <code>results.json</code>; the formulas are in docs/theory.md.</p>"
     )
 
     # summary

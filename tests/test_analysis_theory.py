@@ -1,4 +1,4 @@
-"""Property tests of THEORY §2–4 on the exact toy geometry (issue 5, "Must show").
+"""Property tests of THEORY §2–4 on the exact toy geometry .
 
 - Lemma 1 for every manifold family × every PerturbedProjectionDenoiser mode;
 - Theorem 1: whenever its conditions hold, DDIM with an (η, ν)-approximate projection
@@ -26,7 +26,7 @@ from toymanifold.denoisers.base import Denoiser
 from toymanifold.testing import schedules as _public_schedules
 
 EPS = float(np.finfo(np.float64).eps)
-MODES = ("random", "outward", "inward", "adversarial")
+MODES = ("random", "outward", "inward")
 
 
 def schedules(max_steps=12, final_zero=None):

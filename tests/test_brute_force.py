@@ -1,4 +1,4 @@
-"""Independent brute-force nearest points for every family (issue 2 'Must show').
+"""Independent brute-force nearest points for every family.
 
 Each reference search knows only the parametrisation of ``K`` (never the projection
 code): a dense parameter grid (or all points), then every grid-local minimum is

@@ -45,7 +45,7 @@ def test_projection_denoiser_is_exact_projection(name):
         torch.testing.assert_close(den.denoise(x, sigma), K.project(x), rtol=0, atol=1e-11)
 
 
-@pytest.mark.parametrize("mode", ["random", "outward", "inward", "adversarial"])
+@pytest.mark.parametrize("mode", ["random", "outward", "inward"])
 @pytest.mark.parametrize("name", sorted(MANIFOLDS))
 def test_perturbed_error_norm_is_eta_dist(name, mode):
     K = MANIFOLDS[name]
@@ -63,7 +63,7 @@ def test_perturbed_error_norm_is_eta_dist(name, mode):
     eta=st.floats(0.0, 0.999),
     seed=st.integers(0, 2**31),
     scale=st.floats(1e-3, 1e3),
-    mode=st.sampled_from(["random", "outward", "inward", "adversarial"]),
+    mode=st.sampled_from(["random", "outward", "inward"]),
     name=st.sampled_from(sorted(MANIFOLDS)),
 )
 def test_perturbed_error_norm_hypothesis(eta, seed, scale, mode, name):
@@ -76,17 +76,15 @@ def test_perturbed_error_norm_hypothesis(eta, seed, scale, mode, name):
     np.testing.assert_allclose(torch.linalg.vector_norm(e, dim=1).numpy(), (eta * d).numpy(), rtol=1e-12, atol=atol)
 
 
-def test_outward_inward_directions_and_adversarial_alias():
+def test_outward_inward_directions():
     K = tm.Sphere(2)
     x = _noisy(K, 40, 0.4, 2)
     p, d = K.project_with_distance(x)
     normal = (x - p) / d[:, None]
     out = tm.PerturbedProjectionDenoiser(K, 0.3, mode="outward").denoise(x, 1.0) - p
     inw = tm.PerturbedProjectionDenoiser(K, 0.3, mode="inward").denoise(x, 1.0) - p
-    adv = tm.PerturbedProjectionDenoiser(K, 0.3, mode="adversarial").denoise(x, 1.0) - p
     torch.testing.assert_close(out, 0.3 * d[:, None] * normal, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(inw, -0.3 * d[:, None] * normal, rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(adv, out, rtol=0, atol=0)
 
 
 @given(beta=st.floats(0.01, 1.0), eta=st.floats(0.0, 0.95), seed=st.integers(0, 10_000))
@@ -179,7 +177,7 @@ def test_bad_eta(eta):
         tm.PerturbedProjectionDenoiser(tm.Circle(), eta)
 
 
-@pytest.mark.parametrize("mode", ["Random", "worst", ""])
+@pytest.mark.parametrize("mode", ["Random", "worst", "", "adversarial"])
 def test_bad_mode(mode):
     with pytest.raises(ValueError, match="mode"):
         tm.PerturbedProjectionDenoiser(tm.Circle(), 0.1, mode=mode)

@@ -4,7 +4,7 @@ THEORY §1 maps a discrete-time ε model to σ-space (``x = z/√ᾱ_t``, ``σ_t
 the model fed ``z = x/√(1 + σ²)``), and §5 says DDIM there is ``x_{t−1} = x_t + (σ_{t−1} − σ_t) ε``.
 diffusers' DDIM step (eta = 0, no clipping) is the same map written in ``z``:
 ``z_prev = √ᾱ_prev x̂0 + √(1 − ᾱ_prev) ε`` with ``x̂0 = (z − √(1 − ᾱ) ε)/√ᾱ``. So on the same
-ε model the two must agree step by step, up to float32 rounding (issue 4: 1e-5 relative).
+ε model the two must agree step by step, up to float32 rounding (1e-5 relative).
 
 diffusers is a test-only dependency; these tests are skipped without it.
 """

@@ -1,6 +1,6 @@
 """analysis.figures: every figure function builds a labelled figure from small synthetic results.
 
-The inputs are hand-made sections shaped like ``results.json`` (issue 6); nothing is
+The inputs are hand-made sections shaped like ``results.json``; nothing is
 sampled or trained, which is the point of the figure layer: plotting never re-runs an
 experiment.
 """

@@ -86,6 +86,24 @@ def test_pipeline_equals_gradient_estimation_through_from_diffusers(saved_pipeli
     assert float((images - 0.5).abs().max()) > 0.01  # a non-trivial image
 
 
+def test_scheduler_step_is_the_shared_section5_step(saved_pipeline, monkeypatch):
+    """The §5 update is written once: the scheduler's step goes through ``tm.sample_step``."""
+    import toymanifold.images.scheduler as scheduler_module
+
+    calls = []
+
+    def counting_step(*args, **kwargs):
+        calls.append(kwargs.get("eps_prev") is None)
+        return tm.sample_step(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "sample_step", counting_step)
+    pipe = load(saved_pipeline)
+    pipe.unet.to(torch.float64)
+    pipe.scheduler = GradientEstimationScheduler.from_config(pipe.scheduler.config)
+    pipe(batch_size=1, generator=torch.Generator().manual_seed(0), num_inference_steps=4, output_type="pt")
+    assert calls == [True, False, False, False]  # one call per step; ε̄ = ε only on the first
+
+
 def test_ddpm_variant_matches_tm_ddpm_with_shared_noise(saved_pipeline):
     pipe = load(saved_pipeline)
     pipe.unet.to(torch.float64)

@@ -1,4 +1,4 @@
-"""Shared property suite of every manifold family (THEORY §1, §6; issue 2 'Must show').
+"""Shared property suite of every manifold family (THEORY §1, §6).
 
 Tolerances come from float64 arithmetic: coordinates of size ``R`` carry rounding
 errors of a few ``R·1e-16``; the projections are exact to rounding, so ``1e-10·(1 + R)``

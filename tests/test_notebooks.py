@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ executes from top to bottom at small size (issue 6).
+"""Every notebook in notebooks/ executes from top to bottom at small size.
 
 Notebooks read ``TOYMANIFOLD_NOTEBOOK_SMALL=1`` and shrink their sample sizes and training
 runs. They run in a fresh ``python3`` kernel with the repository on ``PYTHONPATH``, from the

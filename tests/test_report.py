@@ -1,4 +1,4 @@
-"""``toymanifold report``: the main job end to end (issue 6), and its handling of bad input.
+"""``toymanifold report``: the main job end to end, and its handling of bad input.
 
 One ``--quick`` run (module fixture, ~15–40 s on two cores) is checked file by file;
 the bad-input cases never start an experiment.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from toymanifold import cli
+from analysis import cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NFES = [5, 10, 20, 50]
@@ -48,7 +48,7 @@ def test_every_file_written(quick_report):
     expected = {f"{stem}.png" for stem in make_figures(results) if stem != "trajectories_3d"}
     found = {p.name for p in (quick_report / "figures").iterdir()}
     assert found == expected
-    assert len(expected) >= 8  # one PNG per figure of issue 6 (and one per denoiser where there are two)
+    assert len(expected) >= 8  # one PNG per figure of the report (and one per denoiser where there are two)
     for name in expected:
         data = (quick_report / "figures" / name).read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 10_000, name
@@ -347,13 +347,13 @@ def test_train_images_is_registered():
 
 
 def test_module_entry_point(tmp_path):
-    """``python -m toymanifold.cli`` is the console script (setup.cfg: toymanifold.cli:main)."""
+    """``python -m analysis.cli`` is the console script (setup.cfg: analysis.cli:main)."""
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "toymanifold.cli", "report", "--out", str(tmp_path / "o"), "--manifold", "nope"],
+        [sys.executable, "-m", "analysis.cli", "report", "--out", str(tmp_path / "o"), "--manifold", "nope"],
         capture_output=True,
         text=True,
         env=env,

@@ -1,4 +1,4 @@
-"""Convergence orders against an exact probability-flow ODE solution (issue 4, THEORY §4, §5).
+"""Convergence orders against an exact probability-flow ODE solution (THEORY §4, §5).
 
 Data ``N(c, s² P)`` on an affine subspace ``c + range(P)`` has the ideal denoiser
 ``E[x0 | x] = c + s²/(s² + σ²) P(x − c)`` (THEORY §4), so ``ε(x, σ) = (x − E[x0|x])/σ`` and
@@ -98,14 +98,11 @@ def test_gradient_estimation_beats_ddim_at_10_steps(hi, lo, final_zero):
     assert e_ge < 0.9 * e_ddim, (e_ge, e_ddim)
 
 
-def test_local_ideal_denoiser_matches_library_if_available():
+def test_local_ideal_denoiser_matches_library():
     """The library's closed form (THEORY §4) agrees with the one used above."""
     problem = GaussianSubspace(n=10, d=2, s=1.7, seed=4)
     m = tm.AffineSubspace(problem.basis, offset=problem.c, scale=problem.s)
-    try:
-        den = tm.ideal_denoiser(m)
-    except NotImplementedError:
-        pytest.skip("tm.ideal_denoiser is not implemented yet")
+    den = tm.ideal_denoiser(m)
     g = torch.Generator().manual_seed(5)
     x = 3.0 * torch.randn(16, 10, generator=g, dtype=torch.float64)
     for sigma in (0.01, 0.7, 30.0):

@@ -1,4 +1,4 @@
-"""The σ-space sampling loop and its peers (THEORY §3, §5; issue 4).
+"""The σ-space sampling loop and its peers (THEORY §3, §5).
 
 Reference implementations in this file are transcriptions of the formulas, written
 independently of ``toymanifold/samplers.py`` (no shared helpers), so that a bug in
@@ -271,7 +271,7 @@ def test_ddim_projection_final_zero_lands_on_manifold():
 
 @given(
     eta=st.floats(0.0, 0.9),
-    mode=st.sampled_from(["random", "adversarial"]),
+    mode=st.sampled_from(["random", "outward"]),
     n_steps=st.integers(2, 25),
     seed=st.integers(0, 2**16),
 )

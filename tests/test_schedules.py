@@ -1,4 +1,4 @@
-"""σ schedules (THEORY §1, §3 Corollary 2, §5; issue 4), checked against diffusers where it applies."""
+"""σ schedules (THEORY §1, §3 Corollary 2, §5), checked against diffusers where it applies."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Exact toy manifolds with projection oracles, closed-form ideal denoisers, trained
 denoisers, σ-space samplers and the analysis of Permenter & Yuan (ICML 2024).
-The mathematics is in THEORY.md; the public names in DESIGN.md.
+The mathematics is in docs/theory.md; the layout, the public names and the
+conventions in docs/design.md.
 """
 
 from . import datasets, schedules
@@ -25,7 +26,18 @@ from .manifolds import (
     SwissRoll,
     Torus,
 )
-from .samplers import StepInfo, Trajectory, ddim, ddpm, dpmpp_2m, gradient_estimation, heun, nfe, sample
+from .samplers import (
+    StepInfo,
+    Trajectory,
+    ddim,
+    ddpm,
+    dpmpp_2m,
+    gradient_estimation,
+    heun,
+    nfe,
+    sample,
+    sample_step,
+)
 
 __version__ = "0.1.0"
 
@@ -65,6 +77,7 @@ __all__ = [
     "ideal_denoiser",
     "nfe",
     "sample",
+    "sample_step",
     "schedules",
     "train_denoiser",
 ]

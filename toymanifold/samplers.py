@@ -1,7 +1,7 @@
 """σ-space samplers: one loop for DDIM, DDPM, gradient estimation and the peers.
 
 The sampler knows nothing of manifolds: it sees a denoiser ``ε_θ(x, σ)`` and a
-schedule ``σ_N > … > σ_0 ≥ 0`` (DESIGN.md, data flow). The update is THEORY §5:
+schedule ``σ_N > … > σ_0 ≥ 0`` (docs/design.md, data flow). The update is THEORY §5:
 
 - ``ε̄_t = ε_t`` on the first step, else ``ε̄_t = γ ε_t + (1 − γ) ε_{t+1}``;
 - ``σ' = (σ_{t−1} / σ_t^μ)^{1/(1−μ)}``, ``ζ = √(σ_{t−1}² − σ'²)``;
@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from ._validation import as_tensor, make_generator
+from .validation import as_tensor, check_schedule, make_generator
 
 __all__ = [
     "StepInfo",
@@ -53,6 +53,7 @@ __all__ = [
     "heun",
     "nfe",
     "sample",
+    "sample_step",
 ]
 
 
@@ -123,31 +124,6 @@ class Trajectory:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_sigmas(sigmas: Any) -> tuple[torch.Tensor, list[float]]:
-    """A schedule as a float64 CPU tensor and a list of Python floats.
-
-    Strictly decreasing, finite, non-negative, at least two entries (one step).
-    """
-    # The schedule is metadata, not data: reading it to the CPU once is the only device
-    # synchronisation a sampler makes. Finiteness is checked below, with the values.
-    s = as_tensor(sigmas, "sigmas", dtype=torch.float64, device="cpu", allow_nonfinite=True).detach()
-    if s.ndim != 1:
-        raise ValueError(f"sigmas must be 1-D, got shape {tuple(s.shape)}")
-    if s.shape[0] < 2:
-        raise ValueError(f"sigmas must have at least 2 entries (one step), got {s.shape[0]}")
-    if not bool(torch.isfinite(s).all()):
-        raise ValueError(f"sigmas must be finite, got {s.tolist()}")
-    if bool((s < 0).any()):
-        raise ValueError(f"sigmas must be >= 0, got minimum {s.min().item()}")
-    if not bool((s[1:] < s[:-1]).all()):
-        k = int(torch.nonzero(s[1:] >= s[:-1])[0, 0])
-        raise ValueError(
-            f"sigmas must be strictly decreasing, got sigmas[{k}] = {s[k].item()} "
-            f"<= sigmas[{k + 1}] = {s[k + 1].item()}"
-        )
-    return s, s.tolist()
 
 
 def _check_x(x: Any, denoiser: Callable) -> torch.Tensor:
@@ -236,7 +212,8 @@ def _noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 @torch.no_grad()
 def _drive(denoiser, sigmas, x, rule, callback, return_trajectory):
     """The one sampling loop: N model evaluations at ``(x_t, σ_t)``, one ``rule`` step each."""
-    s_tensor, s = _check_sigmas(sigmas)
+    s_tensor = check_schedule(sigmas)
+    s = s_tensor.tolist()
     x = _check_x(x, denoiser)
     dtype, calls = x.dtype, 0
 
@@ -276,30 +253,80 @@ def _drive(denoiser, sigmas, x, rule, callback, return_trajectory):
     )
 
 
+def sample_step(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    sigma: float,
+    sigma_next: float,
+    *,
+    eps_prev: torch.Tensor | None = None,
+    gamma: float = 1.0,
+    mu: float = 0.0,
+    noise: torch.Tensor | Callable[[], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update of THEORY §5, from ``x_t`` at ``σ_t = sigma`` to ``x_{t−1}`` at ``σ_{t−1} = sigma_next``.
+
+    ``ε̄_t = ε_t`` when ``eps_prev`` is None (the first step), else
+    ``γ ε_t + (1 − γ) ε_{t+1}`` with ``ε_{t+1} = eps_prev``;
+    ``σ' = (σ_{t−1}/σ_t^μ)^{1/(1−μ)}``, ``ζ = √(σ_{t−1}² − σ'²)``;
+    ``x_{t−1} = x_t − (σ_t − σ') ε̄_t + ζ ξ``.
+
+    This is the only place the update is written: :func:`sample` (and so DDIM, DDPM and
+    gradient estimation) and :class:`toymanifold.images.GradientEstimationScheduler`
+    both call it. Arguments are not validated (the callers do that once per run).
+
+    Parameters
+    ----------
+    x, eps : tensors of one shape
+        The iterate ``x_t`` and the model output ``ε_t = ε_θ(x_t, σ_t)``.
+    sigma, sigma_next : float
+        ``σ_t > σ_{t−1} ≥ 0``.
+    eps_prev : tensor or None
+        The previous step's model output ``ε_{t+1}``; None on the first step.
+    gamma, mu : float
+        Extrapolation ``γ > 0`` and stochasticity ``μ ∈ [0, 1)``.
+    noise : tensor, callable or None
+        ``ξ ~ N(0, I)`` like ``x``, or a callable that draws it. Used (and a callable
+        called) only when ``ζ > 0``, i.e. ``μ > 0`` and ``σ_{t−1} > 0``.
+
+    Returns
+    -------
+    (x_next, eps_bar)
+        ``x_{t−1}`` and the direction ``ε̄_t`` the step used.
+    """
+    if eps_prev is None or gamma == 1.0:
+        # γ = 1 skips the arithmetic so GE(γ=1) is DDIM bit for bit.
+        eps_bar = eps
+    else:
+        # γ ε_t + (1 − γ) ε_{t+1} as one kernel: lerp(a, b, w) = a + w (b − a).
+        eps_bar = torch.lerp(eps_prev, eps, gamma)
+    if mu == 0.0 or sigma_next == 0.0:
+        # σ' = σ_{t−1} exactly (μ = 0), resp. σ' = 0 on a step to σ = 0; ζ = 0.
+        sigma_p = sigma_next if mu == 0.0 else 0.0
+        zeta = 0.0
+    else:
+        sigma_p = (sigma_next / sigma**mu) ** (1.0 / (1.0 - mu))
+        zeta = math.sqrt(max(sigma_next * sigma_next - sigma_p * sigma_p, 0.0))
+    # One fused kernel: x − (σ_t − σ') ε̄.
+    x_next = torch.add(x, eps_bar, alpha=-(sigma - sigma_p))
+    if zeta > 0.0:
+        if noise is None:
+            raise ValueError(f"noise must be given for a stochastic step (mu = {mu}, zeta = {zeta})")
+        xi = noise() if callable(noise) else noise
+        x_next = x_next.add(xi, alpha=zeta)
+    return x_next, eps_bar
+
+
 def _section5_rule(gamma: float, mu: float, gen: torch.Generator | None):
-    """THEORY §5's update with extrapolation ``γ`` and stochasticity ``μ``."""
+    """THEORY §5's update (:func:`sample_step`) with extrapolation ``γ`` and stochasticity ``μ``."""
     eps_prev = None
 
     def rule(model, x, eps, sigma, sigma_next, info):
         nonlocal eps_prev
-        if eps_prev is None or gamma == 1.0:
-            # γ = 1 skips the arithmetic so GE(γ=1) is DDIM bit for bit.
-            eps_bar = eps
-        else:
-            # γ ε_t + (1 − γ) ε_{t+1} as one kernel: lerp(a, b, w) = a + w (b − a).
-            eps_bar = torch.lerp(eps_prev, eps, gamma)
+        x_next, eps_bar = sample_step(
+            x, eps, sigma, sigma_next, eps_prev=eps_prev, gamma=gamma, mu=mu, noise=lambda: _noise(x, gen)
+        )
         eps_prev = eps
-        if mu == 0.0 or sigma_next == 0.0:
-            # σ' = σ_{t−1} exactly (μ = 0), resp. σ' = 0 on a step to σ = 0; ζ = 0.
-            sigma_p = sigma_next if mu == 0.0 else 0.0
-            zeta = 0.0
-        else:
-            sigma_p = (sigma_next / sigma**mu) ** (1.0 / (1.0 - mu))
-            zeta = math.sqrt(max(sigma_next * sigma_next - sigma_p * sigma_p, 0.0))
-        # One fused kernel: x − (σ_t − σ') ε̄.
-        x_next = torch.add(x, eps_bar, alpha=-(sigma - sigma_p))
-        if zeta > 0.0:
-            x_next = x_next.add(_noise(x_next, gen), alpha=zeta)
         return x_next, eps_bar, None
 
     return rule
@@ -527,8 +554,8 @@ def nfe(sampler: str | Callable, sigmas: Any, *, final_zero: bool | None = None)
     else:
         if final_zero is not None:
             raise ValueError("final_zero is only used when sigmas is a number of steps")
-        _, s = _check_sigmas(sigmas)
-        n, zero = len(s) - 1, s[-1] == 0.0
+        s = check_schedule(sigmas)
+        n, zero = s.shape[0] - 1, float(s[-1]) == 0.0
     if name == "heun":
         return 2 * n - 1 if zero else 2 * n
     return n

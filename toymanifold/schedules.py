@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_int, check_positive
+from .validation import check_int, check_positive
 
 __all__ = [
     "PAPER_CELEBA",

@@ -322,6 +322,6 @@ def perturbed_denoisers(draw, manifold: Manifold, *, max_eta: float = 0.9, modes
     """
     from .denoisers import PerturbedProjectionDenoiser
 
-    modes = tuple(modes) if modes is not None else ("random", "outward", "inward", "adversarial")
+    modes = tuple(modes) if modes is not None else ("random", "outward", "inward")
     eta = draw(_floats(0.0, max_eta))
     return PerturbedProjectionDenoiser(manifold, eta, mode=draw(st.sampled_from(modes)), seed=draw(seeds()))

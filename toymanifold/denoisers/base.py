@@ -6,7 +6,7 @@ import abc
 
 import torch
 
-from .._validation import as_tensor, check_sigma
+from ..validation import as_tensor, check_sigma
 
 __all__ = ["Denoiser"]
 

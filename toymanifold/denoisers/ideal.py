@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from scipy import special
 
-from .._validation import as_points, check_int, check_sigma
 from ..manifolds.affine import AffineSubspace
 from ..manifolds.base import Manifold
 from ..manifolds.embedded import Embedded
 from ..manifolds.finite import FiniteSet
 from ..manifolds.sphere import Sphere
+from ..validation import as_manifold, as_points, check_int, check_sigma
 from .base import Denoiser
 
 __all__ = [
@@ -405,6 +405,7 @@ def ideal_denoiser(manifold: Manifold, **kwargs) -> IdealDenoiser:
     >>> den.posterior_mean([[0.0, 0.0, 2.0]], 1e-4)  # nearest point at small σ
     tensor([[0.0000, 0.0000, 1.0000]], dtype=torch.float64)
     """
+    as_manifold(manifold)
     if isinstance(manifold, FiniteSet):
         return FiniteSetDenoiser(manifold, **kwargs)
     if isinstance(manifold, Embedded):
@@ -415,10 +416,8 @@ def ideal_denoiser(manifold: Manifold, **kwargs) -> IdealDenoiser:
         return SphereDenoiser(manifold)
     if isinstance(manifold, AffineSubspace):
         return GaussianSubspaceDenoiser(manifold)
-    if isinstance(manifold, Manifold):
-        raise TypeError(
-            f"no closed-form ideal denoiser for {manifold!r}: closed forms exist for {_CLOSED_FORMS}. "
-            "For other families use the finite-set formula on samples (the ideal denoiser of the "
-            "empirical distribution): ideal_denoiser(FiniteSet(manifold.sample(M)))"
-        )
-    raise TypeError(f"manifold must be a toymanifold Manifold, got {type(manifold).__name__}")
+    raise TypeError(
+        f"no closed-form ideal denoiser for {manifold!r}: closed forms exist for {_CLOSED_FORMS}. "
+        "For other families use the finite-set formula on samples (the ideal denoiser of the "
+        "empirical distribution): ideal_denoiser(FiniteSet(manifold.sample(M)))"
+    )

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import as_points, as_tensor, check_int, check_positive, make_generator
 from ..manifolds.base import Manifold
+from ..validation import as_points, as_tensor, check_int, check_positive, make_generator
 from .base import Denoiser
 
 __all__ = ["MLPDenoiser", "train_denoiser"]

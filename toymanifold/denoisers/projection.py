@@ -15,19 +15,13 @@ import numbers
 
 import torch
 
-from .._validation import check_eta
 from ..manifolds.base import Manifold
+from ..validation import as_manifold, check_eta
 from .base import Denoiser
 
 __all__ = ["PerturbedProjectionDenoiser", "ProjectionDenoiser"]
 
-_MODES = ("random", "outward", "inward", "adversarial")
-
-
-def _check_manifold(manifold) -> Manifold:
-    if not isinstance(manifold, Manifold):
-        raise TypeError(f"manifold must be a toymanifold Manifold, got {type(manifold).__name__}")
-    return manifold
+_MODES = ("random", "outward", "inward")
 
 
 class ProjectionDenoiser(Denoiser):
@@ -52,7 +46,7 @@ class ProjectionDenoiser(Denoiser):
     """
 
     def __init__(self, manifold: Manifold):
-        self.manifold = _check_manifold(manifold)
+        self.manifold = as_manifold(manifold)
         self.ambient_dim = manifold.ambient_dim
 
     def _eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -90,10 +84,9 @@ class PerturbedProjectionDenoiser(Denoiser):
         bound with equality — whenever ``β(1 + eta) ≤ 1`` and ``p`` is the unique nearest
         point of the new iterate (always for convex ``K``; for curved ``K`` while the
         iterate stays within the reach).
-    ``"adversarial"``
-        The direction that maximises the next distance ``d_{t−1}`` over all errors of
-        norm ``eta · d``: by Lemma 1 no error can exceed ``(1 − β)d + β eta d`` and
-        ``"outward"`` attains it for every ``β``, so this is an alias of ``"outward"``.
+
+    ``"outward"`` is also the worst case: by Lemma 1 no error of norm ``eta · d`` can
+    push the next iterate farther than ``(1 − β)d + β eta d``, which it attains.
 
     Parameters
     ----------
@@ -101,7 +94,7 @@ class PerturbedProjectionDenoiser(Denoiser):
         The data set ``K``.
     eta : float
         Relative error, ``0 ≤ eta < 1``.
-    mode : {"random", "outward", "inward", "adversarial"}
+    mode : {"random", "outward", "inward"}
         Direction of the error, see above.
     seed : int
         Seed of the ``"random"`` mode (ignored otherwise).
@@ -117,7 +110,7 @@ class PerturbedProjectionDenoiser(Denoiser):
     """
 
     def __init__(self, manifold: Manifold, eta: float, mode: str = "random", seed: int = 0):
-        self.manifold = _check_manifold(manifold)
+        self.manifold = as_manifold(manifold)
         self.ambient_dim = manifold.ambient_dim
         self.eta = check_eta(eta, "eta")
         if not isinstance(mode, str) or mode not in _MODES:

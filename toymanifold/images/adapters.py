@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .._validation import as_tensor
+from ..validation import as_tensor
 from ._optional import require
 from .discrete import DiscreteTimeEpsModel
 

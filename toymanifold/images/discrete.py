@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from .._validation import as_tensor, check_sigma
 from ..denoisers.base import Denoiser
+from ..validation import as_tensor, check_sigma
 
 __all__ = ["TIMESTEP_RULES", "DiscreteTimeEpsModel", "sigmas_from_alphas_cumprod", "validate_alphas_cumprod"]
 

@@ -23,6 +23,7 @@ from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, Sch
 from diffusers.utils import BaseOutput  # noqa: E402
 from diffusers.utils.torch_utils import randn_tensor  # noqa: E402
 
+from ..samplers import sample_step  # noqa: E402
 from .adapters import alphas_cumprod_from_config  # noqa: E402
 
 __all__ = ["GradientEstimationScheduler", "GradientEstimationSchedulerOutput", "paper_timesteps"]
@@ -240,19 +241,14 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         s, s_prev = float(self.sigmas[i]), float(self.sigmas[i + 1])
         eps = model_output
         x = sample * math.sqrt(1.0 + s * s)
-        # the same arithmetic as tm.sample: lerp(a, b, w) = a + w (b − a) = γ ε_t + (1 − γ) ε_{t+1}
-        eps_bar = eps if (self._eps_prev is None or gamma == 1.0) else torch.lerp(self._eps_prev, eps, gamma)
-        if mu == 0.0:
-            s_p, zeta = s_prev, 0.0
-        else:
-            s_p = (s_prev / s**mu) ** (1.0 / (1.0 - mu))
-            zeta = math.sqrt(max(s_prev * s_prev - s_p * s_p, 0.0))
-        x_prev = torch.add(x, eps_bar, alpha=-(s - s_p))
-        if zeta > 0.0:
+
+        def noise() -> torch.Tensor:
             # drawn on the generator's device, as tm.sample does, then moved
             gen_device = generator.device if generator is not None else sample.device
-            noise = randn_tensor(sample.shape, generator=generator, device=gen_device, dtype=sample.dtype)
-            x_prev = x_prev.add(noise.to(sample.device), alpha=zeta)
+            xi = randn_tensor(sample.shape, generator=generator, device=gen_device, dtype=sample.dtype)
+            return xi.to(sample.device)
+
+        x_prev, eps_bar = sample_step(x, eps, s, s_prev, eps_prev=self._eps_prev, gamma=gamma, mu=mu, noise=noise)
         x0_hat = x - s * eps_bar
         prev = x_prev / math.sqrt(1.0 + s_prev * s_prev)
         self._eps_prev = eps

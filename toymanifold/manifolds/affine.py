@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._validation import as_tensor, check_positive
+from ..validation import as_tensor, check_positive
 from .base import Manifold, row_blocks
 
 __all__ = ["AffineSubspace"]

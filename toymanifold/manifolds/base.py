@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .._validation import as_points, check_int, make_generator
+from ..validation import as_points, check_int, make_generator
 
 __all__ = ["Manifold", "check_sum_bound", "project_in_blocks", "row_blocks"]
 
@@ -63,7 +63,7 @@ class Manifold(abc.ABC):
 
     Subclasses set ``ambient_dim`` (n) and ``intrinsic_dim`` (d) and implement the
     private hooks ``_sample``, ``_project`` and ``_tangent_basis``; the public methods
-    validate their inputs (DESIGN.md, Conventions) and keep the input's dtype and
+    validate their inputs (docs/design.md, Conventions) and keep the input's dtype and
     device for floating tensors (NumPy input becomes float64).
 
     THEORY §1: ``dist_K(x) = min_{y∈K} ‖x − y‖`` and ``proj_K(x)`` attains it. Off the

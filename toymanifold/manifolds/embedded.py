@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import as_points, check_int
+from ..validation import as_manifold, as_points, check_int
 from .base import Manifold
 
 __all__ = ["Embedded"]
@@ -29,8 +29,7 @@ class Embedded(Manifold):
     """
 
     def __init__(self, manifold: Manifold, ambient_dim: int, seed: int = 0):
-        if not isinstance(manifold, Manifold):
-            raise TypeError(f"manifold must be a toymanifold Manifold, got {type(manifold).__name__}")
+        as_manifold(manifold)
         m = manifold.ambient_dim
         self.ambient_dim = check_int(ambient_dim, "ambient_dim", minimum=1)
         if self.ambient_dim < m:

@@ -8,7 +8,7 @@ from functools import cached_property
 
 import torch
 
-from .._validation import as_points
+from ..validation import as_points
 from .base import Manifold
 
 __all__ = ["FiniteSet", "sq_distance_blocks"]

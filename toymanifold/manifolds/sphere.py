@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._validation import as_tensor, check_finite, check_int, check_positive
+from ..validation import as_tensor, check_finite, check_int, check_positive
 from .base import Manifold, check_sum_bound, project_in_blocks
 
 __all__ = ["Circle", "Sphere"]

@@ -81,7 +81,7 @@ import numpy as np
 import torch
 from scipy import optimize
 
-from .._validation import check_positive
+from ..validation import check_positive
 from .base import Manifold, row_blocks
 
 __all__ = ["Spiral", "SwissRoll"]

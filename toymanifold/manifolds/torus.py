@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._validation import check_finite, check_positive
+from ..validation import check_finite, check_positive
 from .base import Manifold, check_sum_bound, project_in_blocks
 
 __all__ = ["Torus"]

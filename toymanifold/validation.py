@@ -1,8 +1,10 @@
-"""Input validation at the public boundary.
+"""Input validation at the public boundary, shared by ``toymanifold`` and ``analysis``.
 
 Every public function converts its inputs with these helpers, so that bad input
 raises a ``ValueError``/``TypeError`` that names the argument, the expected and the
-received value (DESIGN.md, Conventions).
+received value (docs/design.md, Conventions). Code built on the toolkit (the
+``analysis`` package, a user's own manifold) uses the same helpers and so gives the
+same messages.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "as_manifold",
     "as_points",
     "as_tensor",
     "check_eta",
@@ -23,6 +26,7 @@ __all__ = [
     "check_nonnegative",
     "check_nu",
     "check_positive",
+    "check_schedule",
     "check_sigma",
     "make_generator",
 ]
@@ -98,6 +102,44 @@ def as_points(
     if not allow_empty and t.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one point, got shape {tuple(t.shape)}")
     return t
+
+
+def as_manifold(value: Any, name: str = "manifold"):
+    """``value`` itself if it is a :class:`toymanifold.Manifold`, else a ``TypeError`` naming ``name``."""
+    from .manifolds.base import Manifold  # the manifolds import this module
+
+    if not isinstance(value, Manifold):
+        raise TypeError(f"{name} must be a toymanifold Manifold, got {type(value).__name__}")
+    return value
+
+
+def check_schedule(sigmas: Any, name: str = "sigmas", *, allow_zero_last: bool = True) -> torch.Tensor:
+    """A σ schedule ``σ_N > … > σ_0 ≥ 0`` in sampler order (THEORY §3), as float64 on the CPU.
+
+    ``sigmas[0] = σ_N`` is the first (largest) noise level and ``sigmas[-1] = σ_0`` the
+    last: 1-D, at least two entries (one step), finite, strictly decreasing. Only the
+    last entry may be zero, and only with ``allow_zero_last`` (Corollary 1's final step
+    to ``σ = 0``).
+    """
+    # A schedule is metadata, not data: it is read to the CPU once, the only device
+    # synchronisation a sampler makes.
+    s = as_tensor(sigmas, name, dtype=torch.float64, device="cpu", allow_nonfinite=True).detach()
+    if s.ndim != 1 or s.shape[0] < 2:
+        raise ValueError(f"{name} must be a 1-D schedule of length n_steps + 1 >= 2, got shape {tuple(s.shape)}")
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError(f"{name} must be finite, got {s.tolist()}")
+    if bool((s[:-1] <= 0).any()) or float(s[-1]) < 0 or (float(s[-1]) == 0 and not allow_zero_last):
+        last = ">= 0" if allow_zero_last else "> 0"
+        raise ValueError(
+            f"{name} must be > 0 except the last entry ({last}), got minimum {float(s.min())} in {s.tolist()}"
+        )
+    if not bool((s[1:] < s[:-1]).all()):
+        i = int(torch.nonzero(s[1:] >= s[:-1])[0, 0])
+        raise ValueError(
+            f"{name} must be strictly decreasing (sigma_N first), got {name}[{i}] = {float(s[i])} "
+            f"<= {name}[{i + 1}] = {float(s[i + 1])}"
+        )
+    return s
 
 
 def _real(value: Any, name: str) -> float:

@@ -3,7 +3,7 @@
 Subcommands:
 
 ``toymanifold report --out DIR``
-    The main job (issue 6): trains a small MLP denoiser, measures how far the exact
+    The main job: trains a small MLP denoiser, measures how far the exact
     projection, the closed-form ideal denoiser and the trained MLP are from projection
     (THEORY §2), runs DDIM against Theorem 1's envelope (THEORY §3), compares the
     samplers of THEORY §5 at equal cost, and writes ``DIR/report.html`` (self-contained,
@@ -16,8 +16,9 @@ written) prints one line ``toymanifold: error: ...`` and exits with status 2. Th
 is written into a temporary folder beside ``--out`` and moved into place only when it is
 complete, so an interrupted or failed run leaves nothing half-written behind.
 
-This module is the top of the data flow (DESIGN.md): it may import :mod:`analysis`, but
-only inside the ``report`` command, so that ``import toymanifold`` never imports it.
+This module is the top of the data flow (docs/design.md): it lives in :mod:`analysis`
+because it runs the analysis; ``toymanifold`` never imports it. The console script
+``toymanifold`` is ``analysis.cli:main``.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def _add_report_command(subparsers) -> None:
         help="run the main job and write report.html, figures/*.png and results.json",
         description="Train a small MLP denoiser on a toy manifold, measure (η, ν) for the exact projection, "
         "the ideal and the trained denoiser, check DDIM against Theorem 1, compare samplers at equal NFE, and "
-        "write a self-contained HTML report (THEORY.md §2–§5).",
+        "write a self-contained HTML report (docs/theory.md, §2–§5).",
     )
     p.add_argument(
         "--out",
@@ -137,7 +138,7 @@ def _add_report_command(subparsers) -> None:
 def _add_train_images_command(subparsers) -> None:
     """Register ``train-images`` from :mod:`toymanifold.images.train`, or a stub that explains why not."""
     try:
-        from .images.train import add_train_images_command
+        from toymanifold.images.train import add_train_images_command
     except Exception as exc:  # any failure must not break `report`
         reason = f"{type(exc).__name__}: {exc}"
 
@@ -154,7 +155,7 @@ def _add_train_images_command(subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``toymanifold`` argument parser (subcommands ``report`` and ``train-images``)."""
-    from . import __version__
+    from toymanifold import __version__
 
     parser = _Parser(
         prog="toymanifold",
@@ -228,10 +229,8 @@ def _install(tmp: Path, out: Path) -> None:
 
 def _run_report(args) -> int:
     device = _check_device(args.device)
-    try:
-        from analysis.report import ReportConfig, make_manifold, run_report, write_report
-    except ImportError as exc:
-        raise UsageError(f"the report needs the `analysis` package next to toymanifold ({exc})") from None
+    from .report import ReportConfig, make_manifold, run_report, write_report
+
     config = ReportConfig(
         manifold=args.manifold,
         ambient_dim=args.ambient_dim,
