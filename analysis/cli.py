@@ -24,35 +24,14 @@ because it runs the analysis; ``toymanifold`` never imports it. The console scri
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["MANIFOLDS", "build_parser", "main"]
+from toymanifold import __version__
+from toymanifold.datasets import DATASETS, resolve_name
 
-#: ``--manifold`` names and what they build (``n`` is ``--ambient-dim``; the base is
-#: embedded isometrically with ``tm.Embedded`` when ``n`` exceeds its own dimension).
-MANIFOLDS = {
-    "sphere": "Sphere(2) (S² of radius 1, in R³)",
-    "circle": "Circle() (radius 1, in R²)",
-    "torus": "Torus(1.0, 0.4) (in R³)",
-    "spiral": "Spiral() (planar Swiss-roll curve, in R²)",
-    "swissroll": "SwissRoll() (3-D surface)",
-    "subspace": "AffineSubspace of dimension 2 in R^n (data N(0, P))",
-    "finite": "FiniteSet of 64 points on the unit sphere of R^n",
-    "digits": "scikit-learn's 8×8 digits as a FiniteSet (n = 64 only)",
-}
-_ALIASES = {
-    "swiss-roll": "swissroll",
-    "swiss_roll": "swissroll",
-    "s2": "sphere",
-    "plane": "subspace",
-    "affine": "subspace",
-    "points": "finite",
-}
+__all__ = ["build_parser", "main"]
 
 #: Exit status for bad input, as argparse uses.
 EXIT_USAGE = 2
@@ -70,11 +49,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _manifold_name(value: str) -> str:
-    key = value.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in MANIFOLDS:
-        raise argparse.ArgumentTypeError(f"unknown manifold {value!r} (choose from {', '.join(MANIFOLDS)})")
-    return key
+    try:
+        return resolve_name(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown manifold {value!r} (choose from {', '.join(DATASETS)})") from None
 
 
 def _positive_int(value: str) -> int:
@@ -116,7 +94,7 @@ def _add_report_command(subparsers) -> None:
         type=_manifold_name,
         default="sphere",
         metavar="NAME",
-        help="data set K: " + "; ".join(f"{k}: {v}" for k, v in MANIFOLDS.items()) + " (default: sphere)",
+        help="data set K: " + "; ".join(f"{k}: {d.summary}" for k, d in DATASETS.items()) + " (default: sphere)",
     )
     p.add_argument(
         "--ambient-dim",
@@ -155,8 +133,6 @@ def _add_train_images_command(subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``toymanifold`` argument parser (subcommands ``report`` and ``train-images``)."""
-    from toymanifold import __version__
-
     parser = _Parser(
         prog="toymanifold",
         description="Denoising as projection, DDIM as gradient descent: "
@@ -190,46 +166,9 @@ def _check_device(name: str):
     return dev
 
 
-def _prepare_output(out: Path) -> tuple[Path, Path]:
-    """Check ``out`` and create the temporary folder beside it; returns ``(out, tmp)``."""
-    out = out.expanduser()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {str(out)!r} exists and is not a folder")
-    if out.is_dir():
-        entries = {p.name for p in out.iterdir()}
-        if entries and not entries <= {"report.html", "results.json", "figures"}:
-            raise UsageError(
-                f"--out: {str(out)!r} is not empty and does not hold an earlier report; choose a new folder"
-            )
-    parent = out.absolute().parent
-    if not parent.is_dir():
-        raise UsageError(f"--out: parent folder {str(parent)!r} does not exist")
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write in {str(parent)!r} ({exc.strerror or exc})") from None
-    return out, tmp
-
-
-def _install(tmp: Path, out: Path) -> None:
-    """Move the finished report ``tmp`` to ``out`` (replacing an earlier report there)."""
-    if out.is_dir():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.absolute().parent))
-        os.rmdir(old)
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            os.rename(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
-
-
 def _run_report(args) -> int:
     device = _check_device(args.device)
-    from .report import ReportConfig, make_manifold, run_report, write_report
+    from .report import OutputError, ReportConfig, check_output_folder, run_report, write_report_atomically
 
     config = ReportConfig(
         manifold=args.manifold,
@@ -240,18 +179,18 @@ def _run_report(args) -> int:
         quick=args.quick,
         progress=not args.no_progress,
     )
+    # Everything that can be refused is refused before minutes of work.
+    if args.ambient_dim is not None:
+        try:
+            DATASETS[args.manifold].check_ambient_dim(args.ambient_dim)
+        except ValueError as exc:
+            raise UsageError("--ambient-dim: " + str(exc).removeprefix("ambient_dim ")) from None
     try:
-        make_manifold(config)  # validates the manifold/ambient-dim combination before any work
-    except (ValueError, TypeError) as exc:
-        raise UsageError(" ".join(str(exc).split())) from None
-    out, tmp = _prepare_output(args.out)
-    try:
+        check_output_folder(args.out)
         results = run_report(config)
-        write_report(results, tmp)
-        _install(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        out = write_report_atomically(results, args.out).parent
+    except OutputError as exc:
+        raise UsageError(f"--out: {exc}") from None
     if not args.no_progress:
         print(f"report written to {out}/report.html ({results['meta']['wall_time_s']:.1f} s)", file=sys.stderr)
     return 0

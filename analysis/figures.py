@@ -34,6 +34,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from toymanifold.samplers import SAMPLERS
+
 __all__ = [
     "ETA_FLOOR",
     "denoiser_error_figure",
@@ -51,14 +53,9 @@ __all__ = [
 #: projection gives η = 0 up to rounding, which a log axis cannot show).
 ETA_FLOOR = 1e-16
 
-# A fixed colour per sampler/denoiser so that every figure uses the same one.
-_COLORS = {
-    "DDIM": "#1f77b4",
-    "DDPM": "#7f7f7f",
-    "GE": "#d62728",
-    "GE (γ=2)": "#d62728",
-    "Heun": "#2ca02c",
-    "DPM++(2M)": "#9467bd",
+# One colour per sampler (from the sampler registry) and per denoiser, in every figure.
+_COLORS = {info.label: info.color for info in SAMPLERS.values()} | {
+    "GE": SAMPLERS["gradient_estimation"].color,
     "projection": "#000000",
     "ideal": "#1f77b4",
     "MLP": "#d62728",

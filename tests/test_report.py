@@ -57,6 +57,15 @@ def test_every_file_written(quick_report):
     assert [p.name for p in quick_report.parent.iterdir()] == ["report"]
 
 
+def test_output_folder_has_normal_permissions(quick_report):
+    """The temporary folder is private while it is written; the finished report is not."""
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(quick_report.stat().st_mode) == 0o777 & ~mask
+
+
 def test_html_is_self_contained(quick_report):
     page = (quick_report / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
@@ -314,6 +323,7 @@ def test_failure_midway_leaves_nothing(tmp_path, monkeypatch):
 def test_earlier_report_is_replaced_atomically(tmp_path, monkeypatch):
     """A folder holding an earlier report is replaced as a whole, only once the new one is complete."""
     import analysis.report as report
+    import analysis.report.write as writing
 
     out = tmp_path / "out"
     (out / "figures").mkdir(parents=True)
@@ -333,7 +343,7 @@ def test_earlier_report_is_replaced_atomically(tmp_path, monkeypatch):
         (folder / "report.html").write_text("<html></html>")
 
     monkeypatch.setattr(report, "run_report", fake_run)
-    monkeypatch.setattr(report, "write_report", fake_write)
+    monkeypatch.setattr(writing, "write_report", fake_write)
     assert cli.main(["report", "--out", str(out), "--no-progress"]) == 0
     assert (out / "results.json").read_text() == "new"
     assert not (out / "figures" / "stale.png").exists()

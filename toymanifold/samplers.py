@@ -44,6 +44,8 @@ import torch
 from .validation import as_tensor, check_schedule, make_generator
 
 __all__ = [
+    "SAMPLERS",
+    "SamplerInfo",
     "StepInfo",
     "Trajectory",
     "ddim",
@@ -54,6 +56,7 @@ __all__ = [
     "nfe",
     "sample",
     "sample_step",
+    "sampler_info",
 ]
 
 
@@ -361,9 +364,9 @@ def _dpmpp_2m_rule():
         if sigma_next == 0.0:
             x_next = d
         else:
-            # (σ_{t−1}/σ_t) x + (1 − σ_{t−1}/σ_t) D with 1 − e^{−h} via expm1 for accuracy.
+            # e^{−h} = σ_{t−1}/σ_t: x_{t−1} = e^{−h} x_t + (1 − e^{−h}) D_t.
             ratio = sigma_next / sigma
-            x_next = torch.add(ratio * x, d, alpha=-math.expm1(math.log(ratio)))
+            x_next = torch.add(ratio * x, d, alpha=1.0 - ratio)
         return x_next, (x - d) / sigma if info else None, x0_hat
 
     return rule
@@ -512,9 +515,64 @@ def dpmpp_2m(
     return _drive(denoiser, sigmas, x, _dpmpp_2m_rule(), callback, return_trajectory)
 
 
-# --------------------------------------------------------------------------- cost
+# --------------------------------------------------------------------------- registry
 
-_ONE_PER_STEP = {"sample", "ddim", "ddpm", "gradient_estimation", "ge", "euler", "dpmpp_2m"}
+
+@dataclass(frozen=True)
+class SamplerInfo:
+    """One entry of :data:`SAMPLERS`: a sampler, its cost and how figures and tables show it.
+
+    ``run(denoiser, sigmas, x, **kw)`` is the sampler with this entry's fixed settings
+    (e.g. ``gamma = 2`` for gradient estimation); ``evals_per_step`` model evaluations
+    per step, one fewer on a last step to ``σ = 0`` when ``saves_final_eval`` (Heun's
+    last step is plain Euler); ``stochastic`` samplers take a ``generator``. ``label``
+    and ``color`` are the one name and colour this sampler has in every figure, table
+    and notebook.
+    """
+
+    name: str
+    label: str
+    color: str
+    run: Callable
+    evals_per_step: int = 1
+    saves_final_eval: bool = False
+    stochastic: bool = False
+
+    def nfe(self, n_steps: int, final_zero: bool = False) -> int:
+        """Model evaluations of an ``n_steps``-step run (``final_zero``: the schedule ends at ``σ = 0``)."""
+        return self.evals_per_step * n_steps - (1 if final_zero and self.saves_final_eval else 0)
+
+    def steps_for_nfe(self, nfe: int) -> int:
+        """The most steps this sampler can take within ``nfe`` model evaluations (schedule ending above 0)."""
+        return nfe // self.evals_per_step
+
+
+#: The samplers of this module by name, in table order: DDIM, DDPM, gradient estimation
+#: (γ = 2) and the peers Heun and DPM-Solver++(2M).
+SAMPLERS: dict[str, SamplerInfo] = {
+    info.name: info
+    for info in (
+        SamplerInfo("ddim", "DDIM", "#1f77b4", ddim),
+        SamplerInfo("ddpm", "DDPM", "#7f7f7f", ddpm, stochastic=True),
+        SamplerInfo("gradient_estimation", "GE (γ=2)", "#d62728", gradient_estimation),
+        SamplerInfo("heun", "Heun", "#2ca02c", heun, evals_per_step=2, saves_final_eval=True),
+        SamplerInfo("dpmpp_2m", "DPM++(2M)", "#9467bd", dpmpp_2m),
+    )
+}
+
+# Other names of the same cost: "ge" for gradient estimation; Euler is DDIM in σ-space
+# (THEORY §5); ``sample`` makes one evaluation per step like DDIM.
+_COST_ALIASES = {"ge": "gradient_estimation", "euler": "ddim", "sample": "ddim"}
+
+
+def sampler_info(sampler: str | Callable) -> SamplerInfo:
+    """The :data:`SAMPLERS` entry of ``sampler``: a name, an alias (``"ge"``, ``"euler"``, ``"sample"``), a function."""
+    name = sampler if isinstance(sampler, str) else getattr(sampler, "__name__", None)
+    name = _COST_ALIASES.get(name, name)
+    if name not in SAMPLERS:
+        names = sorted(set(SAMPLERS) | set(_COST_ALIASES))
+        raise ValueError(f"sampler must be one of {names} or such a function, got {sampler!r}")
+    return SAMPLERS[name]
 
 
 def nfe(sampler: str | Callable, sigmas: Any, *, final_zero: bool | None = None) -> int:
@@ -523,8 +581,9 @@ def nfe(sampler: str | Callable, sigmas: Any, *, final_zero: bool | None = None)
     Parameters
     ----------
     sampler : str or callable
-        ``"ddim"``, ``"ddpm"``, ``"gradient_estimation"`` (or ``"ge"``), ``"sample"``,
-        ``"euler"``, ``"heun"``, ``"dpmpp_2m"``, or one of this module's functions.
+        A name of :data:`SAMPLERS` (``"ddim"``, ``"ddpm"``, ``"gradient_estimation"``,
+        ``"heun"``, ``"dpmpp_2m"``), an alias (``"ge"``, ``"euler"``, ``"sample"``), or one
+        of this module's functions.
     sigmas : schedule or int
         A schedule (its length and last entry decide), or the number of steps ``N``.
     final_zero : bool, optional
@@ -537,25 +596,15 @@ def nfe(sampler: str | Callable, sigmas: Any, *, final_zero: bool | None = None)
         ``N`` for the one-evaluation-per-step samplers; ``2N`` for Heun, ``2N − 1`` when
         its last step goes to 0.
     """
-    name = sampler if isinstance(sampler, str) else getattr(sampler, "__name__", None)
-    if name not in _ONE_PER_STEP and name != "heun":
-        names = sorted(_ONE_PER_STEP | {"heun"})
-        raise ValueError(f"sampler must be one of {names} or such a function, got {sampler!r}")
+    info = sampler_info(sampler)
     if isinstance(sigmas, numbers.Integral) and not isinstance(sigmas, bool):
         n = int(sigmas)
         if n < 1:
             raise ValueError(f"sigmas (as a number of steps) must be >= 1, got {n}")
-        if name == "heun":
-            if final_zero is None:
-                raise ValueError("final_zero must be given for 'heun' when sigmas is a number of steps")
-            zero = bool(final_zero)
-        else:
-            zero = False
-    else:
-        if final_zero is not None:
-            raise ValueError("final_zero is only used when sigmas is a number of steps")
-        s = check_schedule(sigmas)
-        n, zero = s.shape[0] - 1, float(s[-1]) == 0.0
-    if name == "heun":
-        return 2 * n - 1 if zero else 2 * n
-    return n
+        if info.saves_final_eval and final_zero is None:
+            raise ValueError(f"final_zero must be given for {info.name!r} when sigmas is a number of steps")
+        return info.nfe(n, bool(final_zero))
+    if final_zero is not None:
+        raise ValueError("final_zero is only used when sigmas is a number of steps")
+    s = check_schedule(sigmas)
+    return info.nfe(s.shape[0] - 1, float(s[-1]) == 0.0)

@@ -43,8 +43,3 @@ class Denoiser(abc.ABC):
     @abc.abstractmethod
     def _eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """``ε`` for a flat batch ``x`` ``(B, n)`` and ``sigma`` ``(B, 1)`` (same dtype/device)."""
-
-
-def _eps_from_x0(x: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """``ε = (x − x̂0)/σ``, the inverse of ``x̂0 = x − σ ε``."""
-    return (x - x0) / sigma
