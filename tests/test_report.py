@@ -42,10 +42,10 @@ def quick_report(tmp_path_factory):
 
 
 def test_every_file_written(quick_report):
-    from analysis.report import make_figures
+    from analysis.report.render import INTERACTIVE, make_figures
 
     results = _strict_json((quick_report / "results.json").read_text(encoding="utf-8"))
-    expected = {f"{stem}.png" for stem in make_figures(results) if stem != "trajectories_3d"}
+    expected = {f"{stem}.png" for stem in make_figures(results) if stem != INTERACTIVE}
     found = {p.name for p in (quick_report / "figures").iterdir()}
     assert found == expected
     assert len(expected) >= 8  # one PNG per figure of the report (and one per denoiser where there are two)

@@ -55,8 +55,9 @@ class Chart:
     """Plot coordinates of ``R^n`` for one data set.
 
     ``to_coords`` maps ``(B, n)`` points to ``(B, k)`` coordinates (``k`` = 2 or 3)
-    named ``names``; ``background`` holds points of ``K`` in those coordinates (ordered
-    along the curve when ``curve`` is true, so they can be drawn as a line).
+    named ``names`` (plain Unicode, which every plotting library shows); ``background``
+    holds points of ``K`` in those coordinates (ordered along the curve when ``curve`` is
+    true, so they can be drawn as a line).
     """
 
     names: tuple[str, ...]
@@ -104,6 +105,9 @@ class DataSet:
         return self.make(n, check_int(seed, "seed", minimum=0))
 
 
+_SUB = "₀₁₂₃₄₅₆₇₈₉"
+
+
 def _as64(x) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float64)
 
@@ -133,12 +137,12 @@ def _embedded(name: str, base_factory: Callable[[], Manifold], m: int, descripti
             bg = base.sample(2500 if m == 3 else 1500, g)
         if n == m:
             K, to_coords, label = base, _as64, f"{description} in R^{m}"
-            names = tuple(f"$y_{i + 1}$" for i in range(m))
+            names = tuple(f"x{_SUB[i + 1]}" for i in range(m))
         else:
             K = Embedded(base, n, seed=seed)
             to_coords = K.to_base
             label = f"{description}, embedded isometrically in R^{n} (random frame, seed {seed})"
-            names = tuple(f"$y_{i + 1}=(Q^\\top x)_{i + 1}$" for i in range(m))
+            names = tuple(f"y{_SUB[i + 1]} = (Qᵀx){_SUB[i + 1]}" for i in range(m))
         return ToyData(name, label, K, Chart(names, to_coords, curve, bg))
 
     return DataSet(name, f"{description} (in R^{m}; embedded in R^n)", make, min_ambient_dim=m)
@@ -150,9 +154,8 @@ def _subspace(n: int, seed: int) -> ToyData:
     def to_coords(x):
         return (_as64(x) - K.offset) @ K.basis.T
 
-    chart = Chart(
-        ("$b_1^\\top x$", "$b_2^\\top x$"), to_coords, False, to_coords(K.sample(1500, _background_generator(seed)))
-    )
+    background = to_coords(K.sample(1500, _background_generator(seed)))
+    chart = Chart(("b₁ᵀ(x − c)", "b₂ᵀ(x − c)"), to_coords, False, background)
     return ToyData("subspace", f"random plane in R^{n} with data N(0, P)", K, chart)
 
 
@@ -160,7 +163,8 @@ def _finite(n: int, seed: int) -> ToyData:
     emb = Embedded(Sphere(2), n, seed=seed) if n > 3 else None
     pts = (emb or Sphere(2)).sample(64, torch.Generator().manual_seed(20_000 + seed))
     to_coords = emb.to_base if emb is not None else _as64
-    chart = Chart(tuple(f"$y_{i + 1}$" for i in range(3)), to_coords, False, to_coords(pts))
+    names = tuple(f"y{_SUB[i + 1]} = (Qᵀx){_SUB[i + 1]}" if emb is not None else f"x{_SUB[i + 1]}" for i in range(3))
+    chart = Chart(names, to_coords, False, to_coords(pts))
     return ToyData(
         "finite", f"64 points drawn uniformly from S² (embedded in R^{n}), as a finite set", FiniteSet(pts), chart
     )

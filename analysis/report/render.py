@@ -17,7 +17,10 @@ import jinja2
 
 from .. import figures as F
 
-__all__ = ["fmt", "make_figures", "render_html", "slug"]
+__all__ = ["INTERACTIVE", "fmt", "make_figures", "render_html", "slug"]
+
+#: The key of the interactive (plotly) view in :func:`make_figures`.
+INTERACTIVE = "trajectories_interactive"
 
 
 def slug(name: str) -> str:
@@ -47,8 +50,8 @@ def fmt(v: Any, digits: int = 3) -> str:
 def make_figures(results: dict[str, Any]) -> dict[str, Any]:
     """All figures of the report from ``results``: ``{file stem: Figure}``.
 
-    The interactive 3-D view (plotly) is under ``"trajectories_3d"`` when the chart of
-    the data set is three-dimensional.
+    The interactive view (plotly, 2-D or 3-D as the data set's chart) is under
+    :data:`INTERACTIVE`; the others are matplotlib figures.
     """
     figs: dict[str, Any] = {
         "fig1_denoiser_norm": F.denoiser_norm_figure(results["denoiser_norm"]),
@@ -60,8 +63,7 @@ def make_figures(results: dict[str, Any]) -> dict[str, Any]:
     for den, data in results["samplers"].items():
         figs[f"fig5_sampler_quality_{slug(den)}"] = F.sampler_quality_figure(data, results["gamma_sweep"][den])
     figs["fig6_trajectories"] = F.trajectories_figure(results["trajectories"])
-    if len(results["trajectories"]["coords"]) == 3:
-        figs["trajectories_3d"] = F.trajectories_3d_figure(results["trajectories"])
+    figs[INTERACTIVE] = F.trajectories_interactive_figure(results["trajectories"])
     figs["fig7_theorem1_envelope"] = F.envelope_figure(results["envelope"])
     figs["fig8_eta_nu"] = F.eta_nu_figure(results["eta_nu"])
     return figs
@@ -70,7 +72,7 @@ def make_figures(results: dict[str, Any]) -> dict[str, Any]:
 def png_bytes(fig) -> bytes:
     """A matplotlib figure as PNG, at the resolution of the report."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=F.REPORT_DPI, bbox_inches="tight")
     return buf.getvalue()
 
 

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .render import make_figures, png_bytes, render_html
+from .render import INTERACTIVE, make_figures, png_bytes, render_html
 
 __all__ = ["REPORT_FILES", "OutputError", "check_output_folder", "write_report", "write_report_atomically"]
 
@@ -38,8 +38,8 @@ def write_report(results: dict[str, Any], out_dir) -> Path:
     pngs: dict[str, bytes] = {}
     interactive = None
     for stem, fig in make_figures(results).items():
-        if stem == "trajectories_3d":
-            interactive = fig.to_html(full_html=False, include_plotlyjs=True)
+        if stem == INTERACTIVE:
+            interactive = fig.to_html(full_html=False, include_plotlyjs=True, config={"responsive": True})
             continue
         pngs[stem] = png_bytes(fig)
         (out / "figures" / f"{stem}.png").write_bytes(pngs[stem])
