@@ -150,6 +150,10 @@ def manifolds(
 ) -> st.SearchStrategy[Manifold]:
     """Manifolds of the requested families with ambient dimension in the given range.
 
+    The families' parameters are drawn to keep every family well-conditioned but
+    non-trivial: e.g. tori with ``r/R ∈ [0.05, 0.9]``, spirals with 0.3 to 4 windings
+    starting anywhere in ``θ₀ ∈ [0.5, 3π]``, finite sets of 1 to 40 Gaussian points.
+
     Parameters
     ----------
     families : iterable of str, optional
@@ -158,10 +162,6 @@ def manifolds(
         it is the only name) in up to ``max_ambient_dim`` dimensions.
     min_ambient_dim, max_ambient_dim : int
         Keep manifolds whose ``ambient_dim`` lies in this range.
-
-    Parameters are drawn to keep every family well-conditioned but non-trivial: e.g.
-    tori with ``r/R ∈ [0.05, 0.9]``, spirals with 0.3 to 4 windings starting anywhere in
-    ``θ₀ ∈ [0.5, 3π]``, finite sets of 1 to 40 Gaussian points.
     """
     names = tuple(FAMILIES if families is None else families)
     unknown = [f for f in names if f not in FAMILIES]
