@@ -659,14 +659,14 @@ class SamplersExplorer(Explorer):
         return {
             "template": "plotly_white",
             "font": {"size": 13},
-            "title": {"text": "", "font": {"size": 14}},
+            "title": {"text": "", "font": {"size": 14}, "y": 0.98, "yanchor": "top"},
             **F.trajectory_layout(self.view, (0.0, 0.55)),
             "xaxis" + xr[1:]: {"domain": [0.66, 1.0], "anchor": yr, "type": "log",
                                "title": {"text": "model evaluations (NFE)"}, "tickvals": list(NFE_GRID)},
             "yaxis" + yr[1:]: {"type": "log", "anchor": xr,
                                "title": {"text": "ODE error: mean ‖x₀ − x₀^ref‖"}},
-            "legend": {"orientation": "h", "y": -0.1},
-            "margin": {"l": 10, "r": 20, "t": 60, "b": 20},
+            "legend": F._TOP_LEGEND,
+            "margin": {"l": 10, "r": 20, "t": 100, "b": 20},
             "height": 600,
         }  # fmt: skip
 

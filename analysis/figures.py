@@ -725,6 +725,8 @@ def eta_nu_figure(data: Mapping[str, Any]) -> Figure:
 BAND_HOLDS, BAND_FAILS = "rgba(128, 128, 128, 0.28)", "rgba(214, 39, 40, 0.22)"
 _PLOTLY_DASH = {"-": "solid", "--": "dash", "-.": "dashdot", ":": "dot"}
 _PLOTLY_FONT = {"size": 13}
+# Legends go between the title and the panels, clear of a slider below the figure.
+_TOP_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0.0}
 
 
 def _nan_joined(x: Any, ys: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -808,13 +810,13 @@ def theorem1_view_layout(title: str, *, n_steps: int) -> dict[str, Any]:
     return {
         "template": "plotly_white",
         "font": _PLOTLY_FONT,
-        "title": {"text": title, "font": {"size": 14}},
+        "title": {"text": title, "font": {"size": 14}, "y": 0.98, "yanchor": "top"},
         "xaxis": {**sigma, "domain": [0.0, 0.45]},
         "yaxis": {"type": "log", "title": {"text": "dist_K(x_t) / dist_K(x_N)"}},
         "xaxis2": {**sigma, "domain": [0.56, 1.0]},
         "yaxis2": {"type": "log", "anchor": "x2", "title": {"text": "r_t = dist_K(x_t) / (√n σ_t)"}},
-        "legend": {"orientation": "h", "y": -0.2},
-        "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
+        "legend": _TOP_LEGEND,
+        "margin": {"l": 60, "r": 20, "t": 100, "b": 40},
         "height": 520,
     }
 
@@ -970,14 +972,14 @@ def gamma_slider_figure(sweep: Mapping[str, Any], view: Mapping[str, Any]):
     layout = {
         "template": "plotly_white",
         "font": _PLOTLY_FONT,
-        "title": {"text": title(active), "font": {"size": 14}},
+        "title": {"text": title(active), "font": {"size": 14}, "y": 0.98, "yanchor": "top"},
         **trajectory_layout(view, (0.0, 0.55)),
         "xaxis" + xr[1:]: {"domain": [0.64, 1.0], "anchor": yr, "title": {"text": "γ (1: DDIM, 2: the paper's)"}},
         "yaxis" + yr[1:]: {"type": "log", "anchor": xr, "title": {"text": "ODE error (mean ‖x₀ − x₀^ref‖)"}},
         "shapes": [{**line, "x0": gammas[active], "x1": gammas[active]}],
         "sliders": [_slider("γ = ", [f"{g:g}" for g in gammas], steps, active)],
-        "legend": {"orientation": "h", "y": -0.12},
-        "margin": {"l": 10, "r": 20, "t": 60, "b": 20},
-        "height": 640,
+        "legend": _TOP_LEGEND,
+        "margin": {"l": 10, "r": 20, "t": 100, "b": 20},
+        "height": 660,
     }
     return go.Figure(data=[*first, ode], layout=layout)
