@@ -21,6 +21,13 @@ Figures of the report:
 7. :func:`envelope_figure` — ``dist_K(x_t)`` along DDIM against Theorem 1's envelope (THEORY §3).
 8. :func:`eta_nu_figure` — the empirical curves ``η̂(ν)`` for several denoisers (THEORY §2).
 
+Live plotly views, shared by the explorers of :mod:`analysis.explore` and the report's
+kernel-free sliders: :func:`theorem1_view_traces` (with :func:`theorem1_view_layout` and
+:func:`theorem1_conditions_text`) and :func:`trajectory_traces` (with
+:func:`trajectory_layout`) build the traces of one state; :func:`envelope_slider_figure`
+(a slider over η) and :func:`gamma_slider_figure` (a slider over γ) put the precomputed
+states of the report into slider steps.
+
 Colours: every sampler has the colour of its entry in
 :data:`toymanifold.samplers.SAMPLERS` and every denoiser the colour of
 :data:`DENOISER_COLORS` (looked up by the name before any ``" ("``, so
@@ -48,6 +55,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from toymanifold.samplers import SAMPLERS
 
 __all__ = [
+    "BAND_FAILS",
+    "BAND_HOLDS",
     "DENOISER_COLORS",
     "ETA_FLOOR",
     "MIN_FONT_PT",
@@ -58,13 +67,20 @@ __all__ = [
     "denoiser_error_figure",
     "denoiser_norm_figure",
     "envelope_figure",
+    "envelope_slider_figure",
     "eta_nu_figure",
     "eta_sigma_histogram_figure",
+    "gamma_slider_figure",
     "sampler_quality_figure",
     "schedules_figure",
+    "theorem1_conditions_text",
+    "theorem1_view_layout",
+    "theorem1_view_traces",
     "trajectories_3d_figure",
     "trajectories_figure",
     "trajectories_interactive_figure",
+    "trajectory_layout",
+    "trajectory_traces",
 ]
 
 #: η values at or below this are drawn at this level on logarithmic axes (exact
