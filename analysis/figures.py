@@ -805,7 +805,7 @@ def theorem1_view_traces(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         {**line, "y": r_N.max() * _arr(data["U"]), "line": edge, "fill": "tonexty", "fillcolor": fill,
          "name": "max r_N · U_t", "showlegend": False, "legendgroup": "envelope", "xaxis": "x2", "yaxis": "y2"},
         {**line, "x": np.array([sig[0], sig[-1], np.nan, sig[0], sig[-1]]),
-         "y": np.array([nu, nu, np.nan, 1.0 / nu, 1.0 / nu]), "line": {"color": "black", "width": 1.5, "dash": "dot"},
+         "y": np.array([nu, nu, np.nan, 1.0 / nu, 1.0 / nu]), "line": {"color": "#666666", "width": 2.5},
          "name": "admissible: 1/ν ≤ r ≤ ν", "xaxis": "x2", "yaxis": "y2"},
     ]  # fmt: skip
     root_n = math.sqrt(int(data["n"]))
