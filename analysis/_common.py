@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from toymanifold.validation import as_tensor, check_schedule
 
-__all__ = ["dataclass_to_dict", "jsonable", "trajectory_iterates"]
+__all__ = ["dataclass_to_dict", "jsonable", "one_cpu_thread", "trajectory_iterates"]
+
+
+@contextmanager
+def one_cpu_thread(device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run torch on one intra-op thread while inside (on the CPU; other devices are left alone).
+
+    The analysis works on small tensors (batches of tens to hundreds of points): one thread is
+    fastest, and more threads than free cores turn each small product into an OpenMP barrier
+    wait of milliseconds on a shared machine.
+    """
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def jsonable(value: Any) -> Any:

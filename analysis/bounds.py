@@ -118,6 +118,44 @@ class Theorem1Bounds:
         """JSON-able dict (lists of floats, NaN/inf → ``None``)."""
         return dataclass_to_dict(self)
 
+    def smallest_nu(self) -> torch.Tensor:
+        """The smallest ``ν`` for which Theorem 1's conditions hold at this ``r_N`` (like r_N).
+
+        ``max(r_N, 1/r_N, r_N U_0, 1/(r_N L_0))`` (``L_1, U_1`` when ``σ_0 = 0``): the initial
+        admissibility and the two conditions at ``t = 0`` rearranged for ``ν``; ``inf`` where
+        no ``ν`` works (the step condition fails, or ``L_0 ≤ 0``).
+        """
+        last = -2 if self.final_step_to_zero else -1
+        L0, U0, r = float(self.L[last]), float(self.U[last]), self.r_N
+        if not self.step_condition or L0 <= 0.0:
+            return torch.full_like(r, math.inf)
+        return torch.maximum(torch.maximum(r, 1.0 / r), torch.maximum(r * U0, 1.0 / (r * L0)))
+
+    def conditions(self) -> dict[str, Any]:
+        """Which of Theorem 1's conditions hold, counted over the runs (JSON-able; THEORY §3).
+
+        ``{"eta", "nu", "runs": number of r_N values, "hold": how many satisfy all conditions,
+        "step_condition": bool, "initial", "lower", "upper": how many satisfy
+        1/ν ≤ r_N ≤ ν, r_N L_0 ≥ 1/ν, r_N U_0 ≤ ν, "smallest_nu": the smallest ν that works
+        for every run (None if none does)}``.
+        """
+
+        def count(ok: torch.Tensor) -> int:
+            return int(ok.reshape(-1).sum())
+
+        nu_min = float(self.smallest_nu().max())
+        return {
+            "eta": self.eta,
+            "nu": self.nu,
+            "runs": self.r_N.numel(),
+            "hold": count(self.conditions_hold),
+            "step_condition": self.step_condition,
+            "initial": count(self.initial_admissible),
+            "lower": count(self.lower_condition),
+            "upper": count(self.upper_condition),
+            "smallest_nu": nu_min if math.isfinite(nu_min) else None,
+        }
+
 
 def theorem1_bounds(sigmas, eta, nu, r_N, dist_N=None, *, ambient_dim: int | None = None) -> Theorem1Bounds:
     """Evaluate THEORY §3, Theorem 1 for a schedule: ``L_t``, ``U_t``, the distance envelope,

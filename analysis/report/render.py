@@ -17,7 +17,7 @@ import jinja2
 
 from .. import figures as F
 
-__all__ = ["INTERACTIVE", "fmt", "make_figures", "render_html", "slug"]
+__all__ = ["INTERACTIVE", "fmt", "make_figures", "make_slider_figures", "render_html", "slug"]
 
 #: The key of the interactive (plotly) view in :func:`make_figures`.
 INTERACTIVE = "trajectories_interactive"
@@ -66,6 +66,23 @@ def make_figures(results: dict[str, Any]) -> dict[str, Any]:
     figs[INTERACTIVE] = F.trajectories_interactive_figure(results["trajectories"])
     figs["fig7_theorem1_envelope"] = F.envelope_figure(results["envelope"])
     figs["fig8_eta_nu"] = F.eta_nu_figure(results["eta_nu"])
+    return figs
+
+
+def make_slider_figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The report's kernel-free sliders (plotly figures whose slider steps hold precomputed traces).
+
+    ``"theorem1_eta"``: the Theorem 1 view with a slider over η (:func:`analysis.figures.envelope_slider_figure`);
+    ``"gamma_<denoiser>"``: GE trajectories and the ODE error with a slider over γ
+    (:func:`analysis.figures.gamma_slider_figure`), one per denoiser of the γ sweep. Results
+    written before the sliders existed (no ``eta_grid``, no sweep ``trajectories``) give none.
+    """
+    figs: dict[str, Any] = {}
+    if "eta_grid" in results.get("envelope", {}):
+        figs["theorem1_eta"] = F.envelope_slider_figure(results["envelope"])
+    for den, sweep in results.get("gamma_sweep", {}).items():
+        if "trajectories" in sweep and "trajectories" in results:
+            figs[f"gamma_{slug(den)}"] = F.gamma_slider_figure(sweep, results["trajectories"])
     return figs
 
 
@@ -130,8 +147,19 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(results: dict[str, Any], pngs: dict[str, bytes], interactive_html: str | None) -> str:
-    """``report.html`` from ``results``, the PNG bytes of every static figure and the plotly view's HTML."""
+def render_html(
+    results: dict[str, Any],
+    pngs: dict[str, bytes],
+    interactive_html: str | None,
+    sliders: dict[str, str] | None = None,
+    plotlyjs: str | None = None,
+) -> str:
+    """``report.html`` from ``results``, the PNG bytes of every static figure and the plotly views' HTML.
+
+    ``interactive_html`` and the ``sliders`` (name → HTML) are plotly figures written without
+    plotly.js; ``plotlyjs`` (the library's source) is then inlined once, in the page's head,
+    so that every figure can draw offline.
+    """
     uris = {stem: "data:image/png;base64," + base64.b64encode(data).decode("ascii") for stem, data in pngs.items()}
     template = _environment().get_template("report.html.j2")
-    return template.render(r=results, png=uris, interactive=interactive_html)
+    return template.render(r=results, png=uris, interactive=interactive_html, sliders=sliders or {}, plotlyjs=plotlyjs)

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .render import INTERACTIVE, make_figures, png_bytes, render_html
+from .render import INTERACTIVE, make_figures, make_slider_figures, png_bytes, render_html
 
 __all__ = ["REPORT_FILES", "OutputError", "check_output_folder", "write_report", "write_report_atomically"]
 
@@ -37,13 +37,25 @@ def write_report(results: dict[str, Any], out_dir) -> Path:
     (out / "results.json").write_text(text, encoding="utf-8")
     pngs: dict[str, bytes] = {}
     interactive = None
+    # Every plotly figure is written without plotly.js, which the page inlines once (in its head).
+    plotly_options = {"full_html": False, "include_plotlyjs": False, "config": {"responsive": True}}
     for stem, fig in make_figures(results).items():
         if stem == INTERACTIVE:
-            interactive = fig.to_html(full_html=False, include_plotlyjs=True, config={"responsive": True})
+            interactive = fig.to_html(**plotly_options)
             continue
         pngs[stem] = png_bytes(fig)
         (out / "figures" / f"{stem}.png").write_bytes(pngs[stem])
-    (out / "report.html").write_text(render_html(results, pngs, interactive), encoding="utf-8")
+    sliders = {
+        name: fig.to_html(div_id=f"slider_{name}", **plotly_options)
+        for name, fig in make_slider_figures(results).items()
+    }
+    plotlyjs = None
+    if interactive is not None or sliders:
+        from plotly.offline import get_plotlyjs
+
+        plotlyjs = get_plotlyjs()
+    page = render_html(results, pngs, interactive, sliders, plotlyjs)
+    (out / "report.html").write_text(page, encoding="utf-8")
     return out / "report.html"
 
 
