@@ -11,6 +11,10 @@
 - Notebook pages come with a MathJax loader from nbconvert's template. The site renders all
   math with the KaTeX copy it ships (``docs/assets/katex``), so that loader is removed: no
   page requests anything from another host.
+- Notebooks with live widgets (the explorers of ``07_explore``) store the widgets' state, and
+  nbconvert then adds scripts from a CDN that would replay them. The site cannot run them
+  offline, so those scripts and the stored state are removed; the notebook's static
+  snapshots (PNG outputs) show what the widgets show.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ _PUBLIC_NAMES = re.compile(r"^<!-- public-names: ([\w.]+) -->$", re.MULTILINE)
 _MATHJAX = re.compile(
     r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->",
     re.DOTALL,
+)
+# Scripts loaded from another host, and the widget state nbconvert embeds for them.
+_REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", re.IGNORECASE)
+_WIDGET_STATE = re.compile(
+    r"<script[^>]*application/vnd\.jupyter\.widget-(?:state|view)\+json[^>]*>.*?</script>", re.DOTALL
 )
 
 
@@ -70,6 +79,7 @@ def on_page_content(html, page, config, files, **kwargs):
         html, count = _MATHJAX.subn("", html)
         if count != 1:
             raise RuntimeError(f"{page.file.src_uri}: expected one MathJax loader from nbconvert, found {count}")
+        html = _WIDGET_STATE.sub("", _REMOTE_SCRIPT.sub("", html))
     return html
 
 
