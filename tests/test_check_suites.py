@@ -141,12 +141,16 @@ class OverstatedFiniteSet(tm.FiniteSet):
         return 2.0 * super().reach  # the smallest distance instead of half of it
 
 
-@pytest.mark.parametrize("K", [BigReachCircle(), OverstatedFiniteSet([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]])], ids=repr)
-def test_overstated_reach_is_caught(K):
-    # A search: the points that contradict the reach are a thin set for the finite set
-    # (near the bisector of its closest pair), so it gets more examples.
+@pytest.mark.parametrize(
+    ("K", "examples"),
+    # The points that contradict the finite set's reach are a thin set (near the bisector
+    # of its closest pair, beyond the true reach), so its search gets more examples.
+    [(BigReachCircle(), 10), (OverstatedFiniteSet([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0]]), 30)],
+    ids=["circle", "finite_set"],
+)
+def test_overstated_reach_is_caught(K, examples):
     with pytest.raises(AssertionError) as excinfo:
-        check_manifold(K, max_examples=30)
+        check_manifold(K, max_examples=examples)
     assert failing(excinfo) == ["reach_not_contradicted"]
 
 
@@ -438,10 +442,9 @@ def test_check_denoiser_arguments():
         check_denoiser("eps", K, eta=0.1, nu=2.0)
     with pytest.raises(TypeError, match="dtype"):
         check_denoiser(den, K, eta=0.1, nu=2.0, dtype=torch.int64)
+    plane = tm.AffineSubspace(np.eye(2))  # K = R^2: no point off K
     with pytest.raises(ValueError, match="no nu-admissible pair"):
-        check_denoiser(
-            tm.ProjectionDenoiser(tm.AffineSubspace(np.eye(2))), tm.AffineSubspace(np.eye(2)), eta=0.1, nu=2.0
-        )
+        check_denoiser(tm.ProjectionDenoiser(plane), plane, eta=0.1, nu=2.0, max_examples=3)
 
 
 def test_lemma1_bounds_formula():

@@ -493,9 +493,11 @@ def _run_search(prop, settings, seed: int | None) -> str | None:
         search()
     except _PropertyFailure as exc:
         return str(exc)
+    except hypothesis.errors.Flaky as exc:  # a failure that did not recur on replay
+        return f"the class under test is not deterministic: {type(exc).__name__}: {exc}"
     except hypothesis.errors.HypothesisException:
         raise  # a problem of the search itself (e.g. Unsatisfiable), not of the class under test
-    except BaseExceptionGroup as group:  # e.g. Hypothesis' FlakyFailure: the class is not deterministic
+    except BaseExceptionGroup as group:
         first = group.exceptions[0]
         return f"{group.message}; first error: {type(first).__name__}: {first}"
     except Exception as exc:  # the class under test raised while the property ran
