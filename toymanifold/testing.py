@@ -458,7 +458,7 @@ def _norm(t: torch.Tensor) -> torch.Tensor:
 
 def _search_settings(settings, max_examples):
     """The Hypothesis settings of a check: the user's, or the loaded profile's without database and deadline."""
-    from hypothesis import HealthCheck
+    from hypothesis import HealthCheck, Phase
     from hypothesis import settings as Settings
 
     if settings is None:
@@ -469,6 +469,9 @@ def _search_settings(settings, max_examples):
             database=None,
             deadline=None,
             suppress_health_check=list(quiet | set(current.suppress_health_check)),
+            # The explain phase reruns a failure under a line tracer (several times slower)
+            # to list the lines only failing examples ran; the messages here say more.
+            phases=[phase for phase in current.phases if phase != Phase.explain],
         )
     elif not isinstance(settings, Settings):
         raise TypeError(f"settings must be a hypothesis.settings, got {type(settings).__name__}")
