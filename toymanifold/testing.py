@@ -655,8 +655,9 @@ def _distance_is_minimum(g: _Geometry, data) -> None:
     gaps = _norm(x[:, None, :] - q[None, :, :])  # direct differences: no cancellation
     nearest, j = gaps.min(dim=1)
     tol = g.tol(x, q[j])
+    _fail_rows(~(d >= 0), -d, lambda i: f"distance(x) is negative: x = {_fmt(x[i])}, distance(x) = {_fmt(d[i])}")
     _fail_rows(
-        ~(d <= nearest + tol) | ~(d >= 0),
+        ~(d <= nearest + tol),
         d - nearest,
         lambda i: (
             f"distance(x) is not the minimum over K: x = {_fmt(x[i])}, distance(x) = {_fmt(d[i])}, "
@@ -680,6 +681,7 @@ def _distance_matches_project(g: _Geometry, data) -> None:
         ("distance(x) ≠ ‖x − project(x)‖", d, _norm(x - p)),
         ("project_with_distance(x): d ≠ ‖x − p‖", d2, _norm(x - p2)),
         ("project_with_distance(x)[1] ≠ distance(x)", d2, d),
+        ("project_with_distance(x)[0] is not on K: distance(p) ≠ 0", _distance(g, p2), torch.zeros_like(d)),
     ):
         gap = (value - reference).abs()
         _fail_rows(
@@ -1263,7 +1265,8 @@ def check_denoiser(
         hypothesis.assume(bool(keep.any()))
         x_in, x, p, dist, ratio = x_in[keep.to(x_in.device)], x[keep], p[keep], dist[keep], ratio[keep]
 
-        eps = denoiser(x_in, sigma)
+        with torch.no_grad():  # a network's graph is not needed here
+            eps = denoiser(x_in, sigma)
         if not isinstance(eps, torch.Tensor) or tuple(eps.shape) != tuple(x_in.shape):
             shape = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
             raise _PropertyFailure(
