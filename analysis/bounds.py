@@ -646,6 +646,10 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
     -------
     TrajectoryCheck
     """
+    # The one implementation of the bounds, shared with toymanifold.testing.check_denoiser
+    # (imported here: toymanifold.testing loads Hypothesis, which analysis need not pay for).
+    from toymanifold.testing import lemma1_bounds
+
     as_manifold(manifold)
     if eta is not None:
         eta = check_eta(eta, "eta")
@@ -682,18 +686,11 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
     xhat = xs[:-1] - cur[..., None] * ebar
     e = norm(xhat - p[:-1], dim=-1)
     dt, dn = d[:-1], d[1:]
-    lower = (1.0 - beta) * dt - beta * e
-    upper = (1.0 - beta) * dt + beta * e
+    bounds = lemma1_bounds(dt, e, beta, eta)
     ratio = torch.where(dt > 0, e / torch.where(dt > 0, dt, torch.ones_like(dt)), torch.nan)
-    checks = [("lower", lower - dn), ("upper", dn - upper)]
-    eta_lower = eta_upper = None
-    if eta is not None:
-        eta_lower = (1.0 - beta * (1.0 + eta)) * dt
-        eta_upper = (1.0 - beta * (1.0 - eta)) * dt
-        checks += [("eta_lower", eta_lower - dn), ("eta_upper", dn - eta_upper)]
     violations = []
-    for kind, excess in checks:
-        bound = {"lower": lower, "upper": upper, "eta_lower": eta_lower, "eta_upper": eta_upper}[kind]
+    for kind, bound in bounds.items():
+        excess = bound - dn if kind.endswith("lower") else dn - bound
         for i, b in torch.nonzero(excess > slack).tolist():
             violations.append(Lemma1Violation(i, b, kind, float(dn[i, b]), float(bound[i, b]), float(excess[i, b])))
     return TrajectoryCheck(
@@ -702,10 +699,10 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
         dist=d,
         err=e,
         ratio=ratio,
-        lower=lower,
-        upper=upper,
-        eta_lower=eta_lower,
-        eta_upper=eta_upper,
+        lower=bounds["lower"],
+        upper=bounds["upper"],
+        eta_lower=bounds.get("eta_lower"),
+        eta_upper=bounds.get("eta_upper"),
         slack=slack,
         violations=violations,
     )
