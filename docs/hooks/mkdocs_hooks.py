@@ -44,7 +44,9 @@ _MATHJAX = re.compile(
 # Scripts loaded from another host, and the widget state nbconvert embeds for them.
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", re.IGNORECASE)
 _WIDGET_STATE = re.compile(
-    r"<script[^>]*application/vnd\.jupyter\.widget-(?:state|view)\+json[^>]*>.*?</script>", re.DOTALL
+    r"<script[^>]*application/vnd\.jupyter\.widget-(?:state|view)\+json[^>]*>.*?</script>"
+    r"|<script>\s*\(function\(\) \{\s*function addWidgetsRenderer\(\).*?</script>",
+    re.DOTALL,
 )
 
 
