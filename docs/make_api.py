@@ -32,7 +32,17 @@ GROUPS = [
     (
         "Schedules (`toymanifold.schedules`)",
         tm.schedules,
-        ["loglinear", "karras", "betas", "alphas_cumprod", "ddpm_sigmas", "timesteps", "discrete", "paper"],
+        [
+            "loglinear",
+            "karras",
+            "betas",
+            "alphas_cumprod",
+            "ddpm_sigmas",
+            "timesteps",
+            "discrete",
+            "paper",
+            "paper_timesteps",
+        ],
     ),
     (
         "Samplers (`toymanifold`)",
