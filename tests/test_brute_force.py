@@ -139,7 +139,7 @@ def _spiral_points(s: Spiral, seed: int, num: int = 60) -> np.ndarray:
 SPIRALS = [
     Spiral(),  # scikit-learn's roll
     Spiral(0.5, 0.5 + 8 * math.pi, 0.3),  # 4 windings from near the centre
-    Spiral(2.0, 2.0 + 1.2 * math.pi, 1.0),  # shorter than 3π/2: the grid fallback for every point
+    Spiral(2.0, 2.0 + 1.2 * math.pi, 1.0),  # shorter than one winding
     Spiral(9.0, 9.0 + 5 * math.pi, 0.05),  # starts far out, small scale
 ]
 
@@ -155,9 +155,9 @@ def test_spiral_in_many_chunks_matches_brute_force(s, monkeypatch):
     """The bulk pass over several chunks and the flagged points batched across them.
 
     Tiny chunks put every kind of point (endpoint nearest, another winding nearer,
-    no candidate in the primary window, the back half-turn) in several chunks.
+    no candidate in the primary window) in several chunks.
     """
-    import toymanifold.manifolds.spiral as spiral_module
+    import toymanifold.manifolds._spiral_solver as spiral_module
 
     x = _spiral_points(s, seed=11)
     whole = s.project(torch.as_tensor(x, dtype=F64))
@@ -204,7 +204,7 @@ def test_spiral_window_lower_bound(b, t0, rho, phi, k):
 )
 def test_spiral_settled_windows_hold_no_interior_minimum(b, t0, turns, rho, phi, k):
     """``_settled`` may skip a window only if ``g`` has no interior local minimum on it (dense grid)."""
-    from toymanifold.manifolds.spiral import _settled
+    from toymanifold.manifolds._spiral_solver import _settled
 
     t1 = t0 + 2 * math.pi * turns
     c = phi + 2 * math.pi * k

@@ -211,42 +211,6 @@ def test_medial_axis_of_round_shapes():
     _assert_valid_nearest(T, core, [0.5, 0.5, 0.5])
 
 
-@pytest.mark.parametrize(
-    "K",
-    [
-        Circle(1.5, center=[0.5, -1.0]),
-        Sphere(2),
-        Sphere(5, 2.0),  # beyond four columns: the full-width branch
-        Torus(2.0, 0.5),
-        AffineSubspace([[1.0, 2.0, 0.5], [0.0, 1.0, -1.0]], offset=[1.0, 0.0, 2.0]),
-    ],
-    ids=repr,
-)
-def test_row_blocks_change_nothing(K, monkeypatch):
-    """Oracles computed block by block (``row_blocks``) equal the one-block result.
-
-    Bit for bit, except where a BLAS product sums the squares (a sphere beyond four
-    columns), whose rounding may depend on the number of rows: a few ulps there.
-    Medial-axis points sit in several blocks, so the per-block patching is exercised.
-    """
-    import toymanifold.manifolds.base as base
-
-    g = torch.Generator().manual_seed(0)
-    x = K.sample(50, generator=g) + torch.randn(50, K.ambient_dim, dtype=F64, generator=g)
-    if isinstance(K, Sphere):
-        x[[3, 17, 40]] = K.center
-    if isinstance(K, Torus):
-        x[[5, 30]] = torch.tensor([0.0, 0.0, 1.0], dtype=F64)  # z-axis
-        x[[6, 31]] = torch.tensor([0.0, 2.0, 0.0], dtype=F64)  # core circle
-    whole = K.project_with_distance(x)
-    monkeypatch.setattr(base, "BLOCK_ROWS", 7)
-    blocks = K.project_with_distance(x)
-    tol = 0.0 if K.ambient_dim <= 4 else 8 * torch.finfo(F64).eps * float(x.abs().max())
-    for a, b in zip(blocks, whole):
-        torch.testing.assert_close(a, b, rtol=0, atol=tol)
-    torch.testing.assert_close(K.project(x), blocks[0], rtol=0, atol=0)
-
-
 @pytest.mark.parametrize("K", [Circle(), Circle(2.0, center=[1.0, -3.0]), Sphere(3, 0.5), Torus(2.0, 0.5)], ids=repr)
 @pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
 def test_round_shapes_at_extreme_magnitudes(K, scale):
