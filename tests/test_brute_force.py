@@ -220,6 +220,49 @@ def test_spiral_settled_windows_hold_no_interior_minimum(b, t0, turns, rho, phi,
     assert not interior.any()
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    b=st.floats(0.05, 3.0),
+    rho=st.floats(0.0, 80.0),
+    phi=st.floats(-math.pi, math.pi),
+    k=st.integers(0, 8),
+    t0=st.floats(0.05, 20.0),
+)
+def test_spiral_back_half_turns_hold_no_local_minimum(b, rho, phi, k, t0):
+    """Facts 2 and 3 of the solver: for ``ψ = θ − φ ∈ [π/2, 3π/2]``, ``g = ‖x − γ(θ)‖²`` has no local minimum.
+
+    ``g′ = 2b h``; a local minimum needs ``h`` to change sign from − to +. On a dense
+    grid of the back half-turn (where ``θ > 0``) it never does: ``h > 0`` on
+    ``[π/2, π]`` and every root in ``[π, 3π/2]`` has ``h′ ≤ −b``. The grid step ``Δ``
+    moves ``h`` by at least ``bΔ ≥ 2e-5`` near a root, far above its rounding (~1e-13);
+    ``h′`` at the grid point next to a root differs from its value at the root by at
+    most ``|h″| Δ ≤ (3 + θ) ρ Δ``.
+    """
+    step = math.pi / 8000
+    theta = phi + 2 * math.pi * k + np.linspace(math.pi / 2, 3 * math.pi / 2, 8001)
+    theta = theta[theta >= t0]
+    if theta.size < 2:
+        return
+    x = rho * np.array([math.cos(phi), math.sin(phi)])
+    u = x[0] * np.cos(theta) + x[1] * np.sin(theta)
+    v = x[1] * np.cos(theta) - x[0] * np.sin(theta)
+    h = b * theta - u - theta * v
+    assert not ((h[:-1] < 0) & (h[1:] > 0)).any()
+    hp = b - 2 * v + theta * u
+    roots = np.flatnonzero(np.sign(h[:-1]) != np.sign(h[1:]))
+    assert (hp[roots] <= -b + (3 + theta[roots] + step) * rho * step + 1e-12 * (1 + rho * theta[roots])).all()
+
+
+@pytest.mark.parametrize("s", SPIRALS, ids=repr)
+def test_spiral_far_points_match_brute_force(s):
+    """Points 8 to 40 times the outer radius away: the far-point path (every window, no ``ρ²``)."""
+    rng = _rng(5)
+    rho = s.scale * s.theta_max * rng.uniform(8.0, 40.0, 40)
+    phi = rng.uniform(-math.pi, math.pi, 40)
+    x = rho[:, None] * np.stack([np.cos(phi), np.sin(phi)], axis=1)
+    _check(s, x, *_spiral_reference(s, x))
+
+
 @pytest.mark.parametrize("r", [SwissRoll(), SwissRoll(1.0, 1.0 + 5 * math.pi, 0.5, height=2.0)], ids=repr)
 def test_swiss_roll_matches_brute_force(r):
     """Reference: grid over (θ, y) of the surface, refined in the box (no use of the product structure)."""

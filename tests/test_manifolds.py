@@ -211,17 +211,33 @@ def test_medial_axis_of_round_shapes():
     _assert_valid_nearest(T, core, [0.5, 0.5, 0.5])
 
 
-@pytest.mark.parametrize("K", [Circle(), Circle(2.0, center=[1.0, -3.0]), Sphere(3, 0.5), Torus(2.0, 0.5)], ids=repr)
+@pytest.mark.parametrize(
+    "K",
+    [
+        Circle(),
+        Circle(2.0, center=[1.0, -3.0]),
+        Sphere(3, 0.5),
+        Torus(2.0, 0.5),
+        AffineSubspace([[1.0, 2.0, 0.5], [0.0, 1.0, -1.0]], offset=[1.0, 0.0, 2.0]),
+        AffineSubspace([[1.0, -1.0, 0.0, 2.0]]),
+        Spiral(),
+        SwissRoll(),
+        FiniteSet(np.random.default_rng(0).normal(size=(30, 3))),
+        Embedded(Torus(2.0, 0.5), 5),
+        Embedded(Sphere(2), 6),
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
-def test_round_shapes_at_extreme_magnitudes(K, scale):
+def test_every_family_at_extreme_magnitudes(K, scale):
     """No overflow or underflow in the squared norms: points of size 1e±200 still project onto K.
 
-    (Squares of 1e±160 leave the float64 range; the oracles redo such rows from
-    coordinates rescaled by their largest entry, or with ``hypot``.)
+    (Squares of 1e±160 leave the float64 range; the oracles then use norms rescaled by
+    the largest entry, or ``hypot``; the spiral compares far candidates without ``ρ²``.)
     """
     g = torch.Generator().manual_seed(1)
     u = torch.randn(6, K.ambient_dim, dtype=F64, generator=g) * scale
-    x = u if isinstance(K, Torus) else u + K.center
+    x = u + K.center if isinstance(K, Sphere) else u
     p, d = K.project_with_distance(x)
     assert torch.isfinite(p).all() and torch.isfinite(d).all()
     tol = 1e-12 * (1.0 + float(x.abs().max()))
