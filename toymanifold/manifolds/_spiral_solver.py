@@ -98,11 +98,8 @@ def theta_with_gradient(theta: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
     constant and gets no derivative.
     """
     t = theta.detach()
-    c, s = torch.cos(t), torch.sin(t)
-    u = x1 * c + x2 * s
-    v = x2 * c - x1 * s
-    h = b * t - u - t * v
-    hp = (b - 2.0 * v + t * u).detach()
+    h, hp, _ = _h3(t, x1, x2, b)
+    hp = hp.detach()
     interior = (t > t0) & (t < t1) & (hp > 0)
     step = h / torch.where(interior, hp, 1.0)
     return t - torch.where(interior, step - step.detach(), 0.0)
@@ -325,9 +322,8 @@ def _near_theta(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: flo
     The bulk work (polar coordinates, endpoints, the primary window, the screen of
     fact 4) runs over chunks that keep its working vectors in cache, with no gathers.
     The points the screen flags (an endpoint or another window may be nearer, no
-    candidate from the primary window) are a few per cent; they
-    are handled after the loop, batched over all chunks, as a solve's cost there is
-    mostly per call.
+    candidate from the primary window) are a few per cent; they are handled after the
+    loop, batched over all chunks, as a solve's cost there is mostly per call.
     """
     n = x1.shape[0]
     dev = x1.device

@@ -17,7 +17,8 @@ class AffineSubspace(Manifold):
 
     Its data is Gaussian, ``N(c, s² P)`` with ``P`` the orthogonal projector onto the
     span, so that the ideal denoiser has the closed form of THEORY §4 and the
-    concentration of THEORY §2 is exact: ``dist(x0 + σε)² = σ² χ²_{n−d}``.
+    concentration of THEORY §2 is exact: ``dist(x0 + σε)² = σ² χ²_{n−d}``. ``project``
+    is affine, ``c + P(x − c)``, so its Jacobian is ``P``.
 
     Parameters
     ----------

@@ -17,6 +17,7 @@ class Embedded(Manifold):
     ``proj_K(x) = Q proj_base(Qᵀx)`` and
     ``dist_K(x)² = dist_base(Qᵀx)² + ‖(I − QQᵀ)x‖²``; intrinsic dimension and reach
     are the base's. This is how users study ``n ≫ d`` (THEORY §2, concentration).
+    Gradients are the base's, carried through the linear maps ``Q`` and ``Qᵀ``.
 
     Parameters
     ----------

@@ -16,6 +16,8 @@ class Sphere(Manifold):
     Exact oracles (THEORY §4): ``proj(x) = c + R u/‖u‖`` with ``u = x − c`` and
     ``dist(x) = |‖u‖ − R|``; the reach is ``R``. The centre is the whole medial axis:
     there every point of the sphere is nearest, and ``project`` returns ``c + R e_0``.
+    Both oracles are these formulas, so autograd differentiates them: ``project`` has
+    Jacobian ``R (I − ûûᵀ)/‖u‖`` (``û = u/‖u‖``) off the centre.
 
     Parameters
     ----------

@@ -32,7 +32,8 @@ class Torus(Manifold):
     (``ρ = 0``: every point of a whole circle of the torus is nearest) and the core
     circle (``D = 0``: a whole circle of the tube is nearest); there ``project``
     returns a valid nearest point, taking the direction ``+x₁`` around the axis and the
-    outward radial direction in the tube.
+    outward radial direction in the tube. Both oracles are these formulas, so autograd
+    differentiates them (with finite values on the medial axis too).
 
     The reach is ``min(r, R − r)``: ``r`` is the radius of curvature of the tube, and
     ``R − r`` the distance from the inner equator to the ``z``-axis.
