@@ -445,9 +445,13 @@ def _far_theta(x1: torch.Tensor, x2: torch.Tensor, b: float, t0: float, t1: floa
     Candidates: both endpoints and the interior local minimum of every front
     half-window (facts 1–3), compared by ``(g − ρ²)/ρ``.
     """
-    rho = torch.hypot(x1, x2)
+    # The direction x/ρ from x scaled by its largest entry m (ρ itself overflows
+    # beyond 1.3e308, where only bθ/ρ → 0 uses it).
+    m = torch.maximum(x1.abs(), x2.abs())
+    norm = torch.hypot(x1 / m, x2 / m)
+    ux, uy = x1 / m / norm, x2 / m / norm
+    rho = m * norm
     phi = torch.atan2(x2, x1)
-    ux, uy = x1 / rho, x2 / rho
     r = torch.clamp(rho, max=_FAR_SCALE * b * t1)
     y1, y2 = ux * r, uy * r
     every = torch.arange(rho.shape[0], device=rho.device)

@@ -21,11 +21,13 @@ def scaled_norm(u: torch.Tensor) -> torch.Tensor:
 
     The squares of ``u/m`` lie in ``[0, 1]``, so nothing overflows or underflows where
     the squares of ``u`` would (entries beyond about 1e154 or below 1e-154 in float64).
-    Its gradient is ``u/‖u‖``, as for the plain norm (``m`` cancels), and 0 at ``u = 0``.
+    ``m ‖u/m‖ = ‖u‖`` for any constant ``m > 0``, so ``m`` is held constant in the
+    gradient: it is ``u/‖u‖`` as for the plain norm (0 at ``u = 0``), with no ``1/m²``
+    to overflow for subnormal ``u``.
     """
     if u.shape[-1] == 0:
         return torch.linalg.vector_norm(u, dim=-1)  # 0 (amax has nothing to reduce)
-    m = u.abs().amax(dim=-1, keepdim=True)
+    m = u.detach().abs().amax(dim=-1, keepdim=True)
     v = u / torch.where(m > 0, m, 1.0)
     return (m * torch.linalg.vector_norm(v, dim=-1, keepdim=True)).squeeze(-1)
 

@@ -84,7 +84,7 @@ class Sphere(Manifold):
         the sphere is nearest: ``c + R e_0`` rather than 0/0 (the guarded divisions keep
         the gradient finite there too).
         """
-        m = u.abs().amax(dim=-1, keepdim=True)
+        m = u.detach().abs().amax(dim=-1, keepdim=True)  # a constant for the gradient (``scaled_norm``)
         v = u / torch.where(m > 0, m, 1.0)
         norm_v = torch.linalg.vector_norm(v, dim=-1, keepdim=True)  # in [1, √n], or 0 at the centre
         at_centre = norm_v == 0
