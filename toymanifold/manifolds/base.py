@@ -70,9 +70,9 @@ class Manifold(abc.ABC):
     nearest point (never NaN).
 
     Every oracle accepts empty batches ``(0, n)``, float16/bfloat16 points (computed in
-    float32, returned in the caller's dtype; a result that overflows that dtype, e.g. a
-    distance beyond 65504 in float16, raises a ``ValueError`` naming ``x``) and points
-    that require gradients. ``distance`` is differentiable with gradient
+    float32, returned in the caller's dtype) and points that require gradients; a result
+    that overflows its dtype (a distance beyond 65504 in float16, or beyond 1.8e308 for
+    float64 points near that size) raises a ``ValueError`` naming ``x``. ``distance`` is differentiable with gradient
     ``(x − proj_K(x))/dist_K(x)`` off the medial axis and off ``K`` (THEORY §1); the
     gradient of ``project`` is stated by each family.
     """
@@ -164,18 +164,23 @@ class Manifold(abc.ABC):
 
 
 def _in_dtype(t: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
-    """``t`` in the caller's ``dtype``; a ``ValueError`` naming ``name`` if it overflowed there.
+    """A hook's result back in the caller's ``dtype``; a ``ValueError`` naming ``name`` if it overflowed.
 
-    The inputs are finite (validated), so a non-finite result means a nearest point or a
-    distance beyond the largest number of the dtype (65504 in float16).
+    Only float16/bfloat16 results are converted (the hooks computed them in float32);
+    any other dtype is the hook's own, so that a subclass that changes it stays visible
+    to ``toymanifold.testing.check_manifold``. The inputs are finite (validated), so an
+    infinite result is a nearest point or a distance beyond the largest number of the
+    dtype (65504 in float16). NaN is left alone: the built-in families never produce
+    it from finite input, and in a subclass it is that class's bug to report.
     """
-    t = t.to(dtype)
+    if dtype in _HALF:
+        t = t.to(dtype)
     if t.numel():
         d = t.detach()
         # A sum is finite iff every entry is, unless finite entries overflow it.
-        if not (bool(torch.isfinite(d.sum())) or bool(torch.isfinite(d).all())):
+        if not bool(torch.isfinite(d.sum())) and bool(torch.isinf(d).any()):
             raise ValueError(
-                f"{name} is too large for {dtype}: its nearest point or distance overflows "
-                f"(largest {torch.finfo(dtype).max:.6g}); pass {name} in a wider dtype"
+                f"{name} is too large for {t.dtype}: its nearest point or distance overflows "
+                f"(largest {torch.finfo(t.dtype).max:.6g}); pass {name} in a wider dtype"
             )
     return t

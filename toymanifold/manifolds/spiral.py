@@ -46,7 +46,7 @@ from scipy import optimize
 
 from ..validation import check_positive
 from ._spiral_solver import nearest_theta, theta_with_gradient
-from .base import Manifold
+from .base import Manifold, row_norm
 
 __all__ = ["Spiral", "SwissRoll"]
 
@@ -226,11 +226,15 @@ class Spiral(Manifold):
         return torch.stack([r * torch.cos(theta), r * torch.sin(theta)], dim=-1)
 
     def _unit_tangent(self, q: torch.Tensor) -> torch.Tensor:
-        """Unit tangent at planar points ``q`` of the curve (``θ = ‖q‖/b``)."""
-        theta = torch.linalg.vector_norm(q, dim=-1) / self.scale
+        """Unit tangent ``γ′(θ)/‖γ′(θ)‖`` at planar points ``q`` of the curve (``θ = ‖q‖/b``).
+
+        In float64 (as the projection) with norms that cannot overflow (``row_norm``),
+        so that points far off the curve get a finite unit vector too.
+        """
+        theta = row_norm(q.to(torch.float64)) / self.scale
         c, s = torch.cos(theta), torch.sin(theta)
         d = torch.stack([c - theta * s, s + theta * c], dim=-1)
-        return d / torch.sqrt(1.0 + theta * theta)[:, None]
+        return (d / row_norm(d)[:, None]).to(q.dtype)
 
     def _sample_theta(self, num: int, generator: torch.Generator) -> torch.Tensor:
         b, t0, t1 = self.scale, self.theta_min, self.theta_max
