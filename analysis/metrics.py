@@ -230,6 +230,9 @@ def mmd_rbf(x, y, bandwidth: float | str = "median", *, unbiased: bool = True) -
     ``unbiased=False`` is the V-statistic (diagonals included), ``≥ 0`` and 0 for ``y = x``.
 
     ``bandwidth``: ``h > 0``, or ``"median"`` for :func:`median_bandwidth` of the pooled sets.
+    A bandwidth so small that ``2h²`` underflows, or that every kernel value between
+    distinct points underflows to 0 (the estimate would then read "no discrepancy"
+    whatever the sets), is refused with a ``ValueError`` naming the smallest usable ``h``.
     """
     a = _flat(x, "x", min_rows=2 if unbiased else 1)
     b = _flat(y, "y", min_rows=2 if unbiased else 1)
@@ -240,11 +243,21 @@ def mmd_rbf(x, y, bandwidth: float | str = "median", *, unbiased: bool = True) -
         h = median_bandwidth(a, b)
     else:
         h = check_positive(bandwidth, "bandwidth")
+    if 2.0 * h * h == 0.0:
+        raise ValueError(f"bandwidth = {h} underflows: 2 h^2 is 0 in float64")
     c = -1.0 / (2.0 * h * h)
-    kxx = torch.exp(c * _sqdist(a, a))
-    kyy = torch.exp(c * _sqdist(b, b))
-    kxy = torch.exp(c * _sqdist(a, b))
+    dxx, dyy, dxy = _sqdist(a, a), _sqdist(b, b), _sqdist(a, b)
+    kxx, kyy, kxy = torch.exp(c * dxx), torch.exp(c * dyy), torch.exp(c * dxy)
     m, k = a.shape[0], b.shape[0]
+    off = ~torch.eye(m, dtype=torch.bool), ~torch.eye(k, dtype=torch.bool)
+    if not (bool((kxy > 0).any()) or bool((kxx[off[0]] > 0).any()) or bool((kyy[off[1]] > 0).any())):
+        # exp underflows below −745: h must reach √(d²_min / (2·745)) for the nearest pair.
+        d2 = torch.cat([dxy.reshape(-1), dxx[off[0]], dyy[off[1]]])
+        h_min = math.sqrt(float(d2.min()) / (2.0 * 745.0))
+        raise ValueError(
+            f"bandwidth = {h} is too small for these points: every kernel value exp(-|a-b|^2/(2 h^2)) between "
+            f"distinct points underflows to 0, so MMD would read 0 whatever the sets; use a bandwidth >= {h_min:.3g}"
+        )
     if unbiased:
         sxx = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
         syy = (kyy.sum() - kyy.diagonal().sum()) / (k * (k - 1))
@@ -269,6 +282,11 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
     trace term is computed from symmetric eigendecompositions (``eigh``; negative
     round-off eigenvalues clipped to 0), so it is real and stable also for singular
     covariances (unlike a general ``sqrtm`` of the non-symmetric ``Σ1 Σ2``).
+
+    A covariance must be positive semi-definite: an eigenvalue below
+    ``−n · ε_float32 · max|λ|`` (more negative than the round-off of a covariance
+    accumulated in float32, as feature statistics often are) is a ``ValueError``, not
+    clipped — a distance computed from it would be meaningless.
     """
     m1 = as_tensor(mu1, "mu1", dtype=_F64).cpu().numpy().reshape(-1)
     m2 = as_tensor(mu2, "mu2", dtype=_F64).cpu().numpy().reshape(-1)
@@ -282,6 +300,13 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
             raise ValueError(f"{name} must have shape ({n}, {n}), got {s.shape}")
         if not np.allclose(s, s.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(s).max()))):
             raise ValueError(f"{name} must be symmetric")
+        w = np.linalg.eigvalsh((s + s.T) / 2)
+        tol = n * float(np.finfo(np.float32).eps) * float(np.abs(w).max())
+        if w.min() < -tol:
+            raise ValueError(
+                f"{name} must be positive semi-definite (a covariance), got an eigenvalue {w.min():.6g} "
+                f"below -{tol:.3g} (round-off allowance)"
+            )
     r1 = _sym_sqrt(s1)
     mid = r1 @ s2 @ r1
     w = np.linalg.eigvalsh((mid + mid.T) / 2)
