@@ -243,12 +243,13 @@ def check_sigma(sigma: Any, x: torch.Tensor, name: str = "sigma") -> torch.Tenso
         raise ValueError(f"{name} must be a float or a tensor of shape ({x.shape[0]},), got shape {tuple(s.shape)}")
     if s.numel() == 0:
         return s.to(device=x.device, dtype=x.dtype).reshape(shape)
-    if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
-        raise ValueError(f"{name} must be finite and > 0 everywhere, got min {s.min().item()}")
     if s.device != x.device:
         raise ValueError(f"{name} is on device {s.device} but x is on {x.device}")
-    lo, hi = s.min().item(), s.max().item()
-    if lo < info.tiny or hi > info.max:
+    # One synchronisation: the finite, positive, in-range test in one reduction.
+    if bool(((s < info.tiny) | (s > info.max) | ~torch.isfinite(s)).any()):
+        lo, hi = s.min().item(), s.max().item()
+        if not bool(torch.isfinite(s).all()) or lo <= 0:
+            raise ValueError(f"{name} must be finite and > 0 everywhere, got min {lo}, max {hi}")
         raise ValueError(
             f"{name} spans [{lo}, {hi}], outside the positive normal range of {x.dtype} [{info.tiny}, {info.max}]"
         )

@@ -170,7 +170,7 @@ def sample_sharded(
     init_scale: float | None = None,
     **sampler_kwargs,
 ) -> torch.Tensor:
-    """Sample ``num_samples`` with ``sampler`` (``tm.ddim``, ``tm.ddpm``, ``tm.gradient_estimation``, ...), sharded.
+    """Sample ``num_samples`` with ``sampler`` (``tm.ddim``, ``tm.gradient_estimation``, ...), sharded.
 
     Sample ``i`` has its own random stream (:func:`sample_generators`, seeded by
     ``(seed, i)``): it starts at ``x_N = init_scale · ξ_i`` with ``ξ_i`` its first draw
