@@ -30,9 +30,10 @@ Conventions for every sampler here:
 - Sampling runs under ``torch.no_grad()`` (like k-diffusion and smalldiffusion):
   a 50-step run of a network would otherwise keep 50 autograd graphs alive.
 - A non-finite model output (or an iterate that overflows the dtype) is never passed
-  on silently: ``max |ε|`` of every evaluation is kept on the device and checked once
-  at the end of the run, which raises a ``ValueError`` naming the first bad step and
-  its σ (no synchronisation per step; ``benchmarks/samplers.py`` measures the cost).
+  on silently: ``min``/``max`` of every evaluation's ``x`` and ``ε`` stay on the device
+  and are checked once at the end of the run, which raises a ``ValueError`` naming the
+  first bad step and its σ (no synchronisation per step; about 20 µs per step on a CPU
+  core for 8192 floats, ``benchmarks/samplers.py`` measures the whole loop).
 """
 
 from __future__ import annotations
@@ -235,24 +236,25 @@ def _noise(x: torch.Tensor, gen: torch.Generator | list[torch.Generator]) -> tor
 
 
 class _FiniteWatch:
-    """Records ``max |x|`` and ``max |ε|`` of every model evaluation on the device; checks them once.
+    """Records ``min`` and ``max`` of ``x`` and ``ε`` at every model evaluation on the device; checks them once.
 
-    ``torch.linalg.vector_norm(·, ord=inf)`` is one reduction kernel that propagates NaN
-    and inf, and its 0-d result stays on the device: no synchronisation inside the loop.
-    :meth:`check` stacks them (with the final iterate's) and synchronises once, at the
-    end of the run, and names the first step whose model output — or whose iterate —
-    was not finite.
+    ``torch.aminmax`` is one reduction kernel (about 6 µs for 8192 floats on a CPU core,
+    a sixth of ``vector_norm(ord=inf)``) whose results are non-finite exactly when an
+    entry is NaN or ±inf, and its 0-d results stay on the device: no synchronisation
+    inside the loop. :meth:`check` stacks them (with the final iterate's) and
+    synchronises once, at the end of the run, and names the first step whose model
+    output — or whose iterate — was not finite.
     """
 
     def __init__(self, dtype: torch.dtype):
         self.dtype = dtype
         self.where: list[tuple[int, float]] = []
-        self.norms: list[torch.Tensor] = []
+        self.norms: list[torch.Tensor] = []  # per evaluation: min x, max x, min ε, max ε
 
     def record(self, step: int, sigma: float, x: torch.Tensor, eps: torch.Tensor) -> None:
         self.where.append((step, sigma))
-        self.norms.append(torch.linalg.vector_norm(x, ord=math.inf))
-        self.norms.append(torch.linalg.vector_norm(eps, ord=math.inf))
+        self.norms.extend(torch.aminmax(x))
+        self.norms.extend(torch.aminmax(eps))
 
     def check(self, x_last: torch.Tensor, *, before_step: int | None = None, sigma: float = math.nan) -> None:
         """Raise the ``ValueError`` naming the first non-finite evaluation or iterate, if any.
@@ -260,10 +262,10 @@ class _FiniteWatch:
         ``x_last`` is the final iterate, or with ``before_step`` the input of the model
         evaluation of that step that has not been recorded (the denoiser raised on it).
         """
-        norms = torch.stack([*self.norms, torch.linalg.vector_norm(x_last, ord=math.inf)])
+        norms = torch.stack([*self.norms, *torch.aminmax(x_last)])
         if bool(torch.isfinite(norms).all()):  # the run's one synchronisation
             return
-        finite = torch.isfinite(norms).tolist()
+        finite = torch.isfinite(norms).reshape(-1, 2).all(1).tolist()  # per tensor: x, ε, x, ε, ..., x_last
         for k, (i, s) in enumerate(self.where):
             if not finite[2 * k]:
                 raise self._overflow_before(i, s)
