@@ -112,6 +112,13 @@ HOSTILE_SIGMAS = (
 )
 
 
+def _valid_sigma(sigma: Any, batch: int) -> bool:
+    """A real number > 0 (not a bool), or a list of ``batch`` of them."""
+    values = sigma if isinstance(sigma, list) and len(sigma) == batch else [sigma]
+    real = (float, np.floating, int)
+    return all(isinstance(v, real) and not isinstance(v, bool) and 0 < v < math.inf for v in values)
+
+
 def _names(message: str, names: tuple[str, ...]) -> bool:
     return any(re.search(rf"(?<![A-Za-z_]){re.escape(n)}(?![A-Za-z_])", message) for n in names)
 
@@ -164,7 +171,7 @@ def test_denoisers(name, h, sigma):
     den = DENOISERS[name]
     if name in ORACLE_BASED and getattr(h.value, "requires_grad", False):
         h.value = h.value.detach()
-    sigma_ok = isinstance(sigma, float | np.floating | int) and not isinstance(sigma, bool) and 0 < sigma < math.inf
+    sigma_ok = _valid_sigma(sigma, h.shape[0] if h.shape else 0)
     for method in ("__call__", "denoise") + (("posterior_mean",) if name.startswith("ideal") else ()):
         out = outcome(lambda m=method: getattr(den, m)(h.value, sigma), ("x", "sigma"), h.finite)
         if out is not None:
@@ -181,18 +188,36 @@ def test_mlp_denoiser(h, sigma):
         assert out.shape == h.shape and out.dtype == torch.float32
 
 
-@given(h=hostile_points(n=16), sigma=st.sampled_from(HOSTILE_SIGMAS))
-def test_discrete_time_model(h, sigma):
+def _discrete_model():
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
 
     def model(z, t):
         return torch.tanh(z) * (1.0 + t.reshape(-1, *([1] * (z.ndim - 1))) / 1000.0)
 
-    den = DiscreteTimeEpsModel(model, abar)
+    return DiscreteTimeEpsModel(model, abar)
+
+
+# A list σ reaches float(sigma) in DiscreteTimeEpsModel.__call__ (see the xfail below).
+@given(h=hostile_points(n=16), sigma=st.sampled_from([s for s in HOSTILE_SIGMAS if not isinstance(s, list)]))
+def test_discrete_time_model(h, sigma):
+    den = _discrete_model()
     x = h.value.reshape(h.shape[0], 1, 4, 4) if h.well_formed and isinstance(h.value, torch.Tensor) else h.value
     out = outcome(lambda: den(x, sigma), ("x", "sigma", "model"), h.finite)
     if out is not None:
         assert out.shape == tuple(x.shape)
+
+
+# Found by the hostile tests in code another change owns; remove the marks once fixed there.
+SCHEDULES_PENDING = pytest.mark.xfail(strict=True, reason="fix pending in toymanifold/schedules.py")
+DISCRETE_PENDING = pytest.mark.xfail(strict=True, reason="fix pending in toymanifold/images/discrete.py")
+
+
+@DISCRETE_PENDING
+def test_discrete_time_model_takes_a_sigma_list():
+    """check_sigma accepts a list of B values; __call__ then calls float(sigma) on it (a TypeError
+    that does not name sigma)."""
+    den = _discrete_model()
+    assert den(torch.zeros(2, 1, 4, 4), [0.5, 1.0]).shape == (2, 1, 4, 4)
 
 
 # --------------------------------------------------------------------------- samplers
@@ -246,6 +271,8 @@ def test_sampler_with_a_broken_model(h):
 
 
 HOSTILE_NUMBERS = (1.0, 0.5, 1e-300, 1e300, 0.0, -1.0, math.nan, math.inf, True, 7, "1", None, np.float64(2.0))
+# rho ≠ 7 with extreme ranges overflows σ^(1/ρ) or collapses the points: the xfails below.
+HOSTILE_RHOS = (7.0, 3, 0.0, -1.0, math.nan, math.inf, True, "7", None)
 HOSTILE_COUNTS = (1, 3, 0, -2, 2.5, True, "3", None, 10**6)
 
 
@@ -253,7 +280,7 @@ HOSTILE_COUNTS = (1, 3, 0, -2, 2.5, True, "3", None, 10**6)
     hi=st.sampled_from(HOSTILE_NUMBERS),
     lo=st.sampled_from(HOSTILE_NUMBERS),
     n=st.sampled_from(HOSTILE_COUNTS),
-    rho=st.sampled_from(HOSTILE_NUMBERS),
+    rho=st.sampled_from(HOSTILE_RHOS),
     final_zero=st.sampled_from((False, True, 1, "yes")),
 )
 def test_schedules(hi, lo, n, rho, final_zero):
@@ -265,6 +292,20 @@ def test_schedules(hi, lo, n, rho, final_zero):
         out = outcome(fn, names, True)
         if out is not None:
             assert out.dtype == torch.float64 and out.ndim == 1 and bool((out[1:] < out[:-1]).all())
+
+
+@SCHEDULES_PENDING
+def test_karras_with_an_overflowing_power_names_rho():
+    """karras(1e300, 1, 1, rho=0.5): sigma_max^(1/rho) raises OverflowError."""
+    with pytest.raises(ValueError, match="rho"):
+        tm.schedules.karras(1e300, 1.0, 1, rho=0.5)
+
+
+@SCHEDULES_PENDING
+def test_karras_with_collapsing_points_names_the_arguments():
+    """karras(1, 0.5, 3, rho=1e-300): the points collapse; the ValueError names no argument."""
+    with pytest.raises(ValueError, match="rho"):
+        tm.schedules.karras(1.0, 0.5, 3, rho=1e-300)
 
 
 @given(
@@ -281,8 +322,8 @@ def test_ddpm_sigmas(t, start, end, kind):
         ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "betas"),
         True,
     )
-    if out is not None:
-        assert out.shape == (t,) and bool((out > 0).all())
+    if out is not None:  # σ(0) = 0 when ᾱ_0 rounds to 1 (beta_start = 1e-300): a valid table
+        assert out.shape == (t,) and bool((out >= 0).all()) and bool((out[1:] >= out[:-1]).all())
 
 
 # --------------------------------------------------------------------------- analysis
@@ -391,6 +432,9 @@ def test_manifold_oracles(name, h):
     K = MANIFOLDS[name]
     if K.ambient_dim != N:
         h = Hostile(h.value, h.finite, h.dtype, h.shape, False)  # never the right width
+    t = torch.as_tensor(h.value)
+    if name == "embedded" and t.dtype in (torch.float16, torch.bfloat16) and t.numel() and float(t.abs().max()) > 25:
+        return  # |x|² overflows float16 inside Embedded: the xfail below
     _manifold_outcome(K, h)
 
 
@@ -436,6 +480,15 @@ def test_manifold_oracles_take_half_precision(name, dtype):
     x = (1.5 * K.sample(4, 0)).to(dtype)
     p, d = K.project_with_distance(x)
     assert p.dtype == dtype and bool(torch.isfinite(p).all()) and bool(torch.isfinite(d).all())
+
+
+@GEOMETRY_PENDING
+def test_embedded_half_precision_at_moderate_norms():
+    """|x| = 300 in float16: |x|² = 9e4 > 65504 overflows the distance of Embedded."""
+    K = MANIFOLDS["embedded"]
+    x = (300 * torch.tensor([[0.6, -0.8, 0.3]])).half()
+    p, d = K.project_with_distance(x)
+    assert bool(torch.isfinite(p).all()) and bool(torch.isfinite(d).all())
 
 
 @GEOMETRY_PENDING

@@ -221,6 +221,18 @@ def _noise(x: torch.Tensor, gen: torch.Generator | list[torch.Generator]) -> tor
     return xi.to(x.device, non_blocking=True)
 
 
+def add_scaled(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``x + alpha · y`` as one fused kernel, in ``x``'s dtype.
+
+    ``alpha`` is a σ (or a difference of σ's) and may exceed a half-precision dtype's range
+    (float16: 65504) while ``alpha · y`` does not; ``torch.add`` refuses such a scalar, so
+    the product is then formed in float32 and the sum rounded once to ``x``'s dtype.
+    """
+    if x.is_floating_point() and abs(alpha) > torch.finfo(x.dtype).max:
+        return torch.add(x.float(), y.float(), alpha=alpha).to(x.dtype)
+    return torch.add(x, y, alpha=alpha)
+
+
 # --------------------------------------------------------------------------- the loop
 
 # A step rule turns one model output into one step; it is built fresh for each run and
@@ -328,7 +340,7 @@ def _drive(denoiser, sigmas, x, rule, callback, return_trajectory):
         x_next, eps_bar, x0_hat = rule(model, x, eps, sigma, sigma_next, info)
         if info:
             if x0_hat is None:
-                x0_hat = x - sigma * eps
+                x0_hat = x - sigma * eps if sigma <= torch.finfo(dtype).max else add_scaled(x, eps, -sigma)
             if callback is not None:
                 callback(StepInfo(i, sigma, sigma_next, x, eps, eps_bar, x0_hat))
             if return_trajectory:
@@ -403,12 +415,12 @@ def sample_step(
         sigma_p = (sigma_next / sigma**mu) ** (1.0 / (1.0 - mu))
         zeta = math.sqrt(max(sigma_next * sigma_next - sigma_p * sigma_p, 0.0))
     # One fused kernel: x − (σ_t − σ') ε̄.
-    x_next = torch.add(x, eps_bar, alpha=-(sigma - sigma_p))
+    x_next = add_scaled(x, eps_bar, -(sigma - sigma_p))
     if zeta > 0.0:
         if noise is None:
             raise ValueError(f"noise must be given for a stochastic step (mu = {mu}, zeta = {zeta})")
         xi = noise() if callable(noise) else noise
-        x_next = x_next.add(xi, alpha=zeta)
+        x_next = add_scaled(x_next, xi, zeta)
     return x_next, eps_bar
 
 
@@ -433,8 +445,8 @@ def _heun_rule(model, x, eps, sigma, sigma_next, info):
     if sigma_next == 0.0:
         eps_bar = eps
     else:
-        eps_bar = torch.lerp(eps, model(torch.add(x, eps, alpha=dt), sigma_next), 0.5)
-    return torch.add(x, eps_bar, alpha=dt), eps_bar, None
+        eps_bar = torch.lerp(eps, model(add_scaled(x, eps, dt), sigma_next), 0.5)
+    return add_scaled(x, eps_bar, dt), eps_bar, None
 
 
 def _dpmpp_2m_rule():
@@ -443,7 +455,7 @@ def _dpmpp_2m_rule():
 
     def rule(model, x, eps, sigma, sigma_next, info):
         nonlocal x0_prev, sigma_prev
-        x0_hat = torch.add(x, eps, alpha=-sigma)
+        x0_hat = add_scaled(x, eps, -sigma)
         if x0_prev is None or sigma_next == 0.0:
             d = x0_hat
         else:
