@@ -186,3 +186,13 @@ def test_divergence_restores_finite_parameters_and_names_the_cause(dtype, cause)
     assert "training diverged at step" in str(info.value)
     assert all(bool(torch.isfinite(q).all()) for q in model.parameters())
     assert not model.training  # left in eval mode, as after a successful run
+
+
+def test_format_version_1_is_refused_with_the_reason(tmp_path, trained):
+    _, model, _, _ = trained
+    path = model.save(tmp_path / "old")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["format_version"] = 1
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="version 1 checksummed the weights only"):
+        tm.MLPDenoiser.load(path)

@@ -259,7 +259,11 @@ class MLPDenoiser(Denoiser, nn.Module):
         if not isinstance(cfg, dict) or cfg.get("format") != _FORMAT:
             raise ValueError(f"{cfg_file} is not an MLPDenoiser checkpoint config (format {_FORMAT!r} expected)")
         if cfg.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"unsupported checkpoint format_version {cfg.get('format_version')!r} in {cfg_file}")
+            raise ValueError(
+                f"unsupported checkpoint format_version {cfg.get('format_version')!r} in {cfg_file} (this version "
+                f"reads {_FORMAT_VERSION}; version 1 checksummed the weights only: load it with the toymanifold "
+                "that wrote it and save it again)"
+            )
         blob = w_file.read_bytes()
         if _checkpoint_digest(cfg, blob) != cfg.get("sha256"):
             raise ValueError(
