@@ -382,8 +382,20 @@ def test_gaussian_subspace_denoiser_has_no_uniform_eta():
 # --------------------------------------------------------------------------------------
 
 
-class NaNAtLargeSigma(tm.denoisers.Denoiser):
-    """The exact projection, except that it returns NaN for σ > 0.5."""
+class NaNAtLargeSigma:
+    """The exact projection, except that it returns NaN for σ > 0.5 (a plain callable: a
+    ``tm.denoisers.Denoiser`` subclass would itself refuse the NaN, see below)."""
+
+    def __init__(self, K):
+        self.inner = tm.ProjectionDenoiser(K)
+
+    def __call__(self, x, sigma):
+        eps = self.inner(x, sigma)
+        return torch.where(torch.as_tensor(sigma) > 0.5, torch.nan, eps)
+
+
+class NaNAtLargeSigmaDenoiser(tm.denoisers.Denoiser):
+    """The same as a ``Denoiser`` subclass: the base class raises on the non-finite ε."""
 
     def __init__(self, K):
         self.inner = tm.ProjectionDenoiser(K)
@@ -397,6 +409,8 @@ def test_non_finite_output_is_a_failure():
     K = tm.Circle()
     with pytest.raises(AssertionError, match=r"denoiser\(x, sigma\) is not finite at x = .*eps = \[nan, nan\]"):
         check_denoiser(NaNAtLargeSigma(K), K, eta=0.0, nu=2.0, sigmas=[0.1, 1.0], max_examples=10)
+    with pytest.raises(AssertionError, match=r"raised ValueError: .*non-finite ε for finite x at sigma = 1"):
+        check_denoiser(NaNAtLargeSigmaDenoiser(K), K, eta=0.0, nu=2.0, sigmas=[0.1, 1.0], max_examples=10)
     # On σ ≤ 0.5 it is the exact projection.
     assert check_denoiser(NaNAtLargeSigma(K), K, eta=0.0, nu=2.0, sigmas=[0.1, 0.5], max_examples=5) < 1e-9
 

@@ -22,9 +22,10 @@ import toymanifold as tm
 from toymanifold.samplers import SAMPLERS
 
 from .. import figures as F
-from ..bounds import check_trajectory, suggest_schedule, theorem1_bounds
+from ..bounds import suggest_schedule, theorem1_bounds
 from ..metrics import mean_distance, median_bandwidth, mmd_rbf, ode_error, ode_reference
 from ..projection_error import eta_nu_curve, projection_error, trajectory_error
+from ..trajectory_check import check_trajectory
 from .context import NFES, PERTURBED_ETA, ReportContext, toy_paper_schedule
 
 __all__ = [
