@@ -143,3 +143,32 @@ def test_moving_a_slider_changes_the_traces_to_that_steps_values(report, tmp_pat
         finally:
             context.close()
     assert not errors, errors
+
+
+def test_the_page_does_not_overflow_sideways_at_800_px(report, tmp_path):
+    """A reader on a narrow window scrolls down, never sideways: the page is no wider than 800 px
+    (wide tables and figures scroll inside their own boxes)."""
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 800, "height": 900},
+        )
+        try:
+            page = context.new_page()
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_timeout(500)  # plotly lays its figures out after load
+            widths = page.evaluate(
+                "() => ({page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth})"
+            )
+            wide = page.evaluate(
+                """() => [...document.body.querySelectorAll('*')]
+                    .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+                    .filter(e => !e.closest('.scroll'))
+                    .slice(0, 5).map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className)"""
+            )
+        finally:
+            context.close()
+    assert widths["page"] <= widths["view"], f"the page is {widths['page']} px wide at {widths['view']} px: {wide}"
