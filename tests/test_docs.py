@@ -97,6 +97,28 @@ def test_code_blocks_run(path, tmp_path):
             assert done.returncode == 0, f"{page_id(path)}: bash block fails:\n{body}\n{done.stderr[-6000:]}"
 
 
+def test_readme_main_job_runs(tmp_path):
+    """The README's first command installs the toolkit and runs the main job; the install needs
+    PyPI, the job itself runs here exactly as written after the ``&&``, and writes what the README says."""
+    commands = [body for lang, body in blocks(ROOT / "README.md") if lang == "console" and "toymanifold report" in body]
+    assert commands, "README.md: no console block with the main job"
+    line = next(ln for ln in commands[0].splitlines() if "toymanifold report" in ln)
+    install, _, job = line.partition(" && ")
+    assert "pip install" in install and job.startswith("toymanifold report"), line
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", job],
+        cwd=tmp_path,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, f"README's main job fails: {job}\n{done.stderr[-6000:]}"
+    out = tmp_path / "report"
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "report.html", "results.json"]
+    assert len(list((out / "figures").glob("*.png"))) >= 8
+
+
 def test_ci_runs_the_readme_commands():
     """.ci/run is the README's install and test commands, so the README's test command is what CI runs."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
