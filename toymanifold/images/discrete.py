@@ -11,6 +11,7 @@ is ε unchanged, an x0- or v-prediction output is converted by THEORY §7
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -88,9 +89,28 @@ def model_output(out: Any, x: torch.Tensor, what: str) -> torch.Tensor:
 
 def sigma_batch(sigma: Any, x: torch.Tensor) -> torch.Tensor:
     """σ per sample as a float64 ``(B,)`` tensor on ``x``'s device (after :func:`check_sigma` validated it)."""
-    if isinstance(sigma, torch.Tensor):
-        return sigma.detach().to(device=x.device, dtype=torch.float64).reshape(-1).expand(x.shape[0])
-    return torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
+    if isinstance(sigma, numbers.Real):
+        return torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
+    # a tensor, array or list of B values (as check_sigma accepts), kept in float64
+    s = as_tensor(sigma, "sigma", dtype=torch.float64).detach()
+    return s.to(x.device).reshape(-1).expand(x.shape[0])
+
+
+def check_finite_eps(eps: torch.Tensor, s64: torch.Tensor, what: str) -> torch.Tensor:
+    """``eps`` if finite; else a ``ValueError`` naming the model and σ (the input ``x`` was finite).
+
+    A non-finite ε from finite ``x`` is never passed on: it means the model overflowed, or
+    that a conversion of THEORY §7 (e.g. ``ε = (x − o)/σ`` at a tiny σ) is not
+    representable in ``x``'s dtype.
+    """
+    if bool(torch.isfinite(eps).all()):
+        return eps
+    lo, hi = float(s64.min()), float(s64.max())
+    at = f"sigma = {lo:.6g}" if lo == hi else f"sigma in [{lo:.6g}, {hi:.6g}]"
+    raise ValueError(
+        f"{what} gave a non-finite ε for finite x at {at} in {eps.dtype}: the model overflowed, or ε is not "
+        f"representable in {eps.dtype} there (evaluate x in a wider dtype, e.g. float64)"
+    )
 
 
 def model_name(model: Any) -> str:
@@ -276,6 +296,8 @@ class DiscreteTimeModel(Denoiser):
         if x.ndim < 2:
             raise ValueError(f"x must have shape (B, *shape), got shape {tuple(x.shape)}")
         s = check_sigma(sigma, x)  # (B, 1, ..., 1), x's dtype and device
+        if x.shape[0] == 0:
+            return torch.empty_like(x)
         return self._evaluate(x, s, sigma_batch(sigma, x), cond)
 
     def _eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -297,7 +319,7 @@ class DiscreteTimeModel(Denoiser):
         if self.clip_sample:
             r = self.clip_sample_range
             eps = (x - (x - s * eps).clamp(-r, r)) / s
-        return eps
+        return check_finite_eps(eps, s64, what)
 
     def __repr__(self) -> str:
         pred = "" if type(self) is DiscreteTimeEpsModel else f", prediction={self.prediction!r}"

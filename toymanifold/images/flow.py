@@ -8,7 +8,7 @@ import torch
 
 from ..denoisers.base import Denoiser
 from ..validation import as_tensor, check_positive, check_sigma
-from .discrete import check_model_device, model_name, model_output, sigma_batch
+from .discrete import check_finite_eps, check_model_device, model_name, model_output, sigma_batch
 from .parameterizations import eps_from_velocity, flow_input_scale, flow_t_from_sigma
 
 __all__ = ["FlowMatchModel"]
@@ -71,6 +71,8 @@ class FlowMatchModel(Denoiser):
         if x.ndim < 2:
             raise ValueError(f"x must have shape (B, *shape), got shape {tuple(x.shape)}")
         check_sigma(sigma, x)
+        if x.shape[0] == 0:
+            return torch.empty_like(x)
         return self._evaluate(x, sigma_batch(sigma, x), cond)
 
     def _eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -85,7 +87,8 @@ class FlowMatchModel(Denoiser):
         timestep = (flow_t_from_sigma(s64) * self.timestep_scale).to(t_dtype)
         x_in = x_t if m_dtype is None else x_t.to(m_dtype)
         out = self.model(x_in, timestep) if cond is None else self.model(x_in, timestep, cond)
-        return eps_from_velocity(model_output(out, x_t, "a velocity model"), x_t, s64)
+        eps = eps_from_velocity(model_output(out, x_t, "a velocity model"), x_t, s64)
+        return check_finite_eps(eps, s64, "a velocity model")
 
     def __repr__(self) -> str:
         return f"FlowMatchModel(model={model_name(self.model)}, timestep_scale={self.timestep_scale:g})"

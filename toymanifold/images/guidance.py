@@ -125,6 +125,12 @@ class ClassifierFreeGuidance:
         eps_g = eps_u + self.scale * (eps_c - eps_u)
         if self.guidance_rescale > 0.0:
             eps_g = self._rescale(eps_g, eps_c)
+        if not bool(torch.isfinite(eps_g).all()):
+            raise ValueError(
+                f"classifier-free guidance with scale = {self.scale:g} gave a non-finite ε for finite x in "
+                f"{eps_g.dtype}: the conditional denoiser returned non-finite values, or the scale is too large "
+                "for the dtype"
+            )
         return eps_g, eps_u
 
     def _rescale(self, eps_g: torch.Tensor, eps_c: torch.Tensor) -> torch.Tensor:
