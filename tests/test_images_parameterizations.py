@@ -342,3 +342,29 @@ def test_bad_input():
         classifier_free_guidance(conditional_ideal, cond, uncond, 2.0)(torch.ones(3, N_DIM, dtype=torch.float64), 1.0)
     with pytest.raises(TypeError, match="guided_and_unconditional"):
         tm.gradient_estimation_cfg_pp(IDEAL, table_schedule(5), torch.ones(2, N_DIM, dtype=torch.float64))
+
+
+def test_adapters_take_a_sigma_list_and_empty_batches():
+    x = 3.0 * torch.randn(2, N_DIM, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    for den in (
+        DiscreteTimeModel(x0_network, ABAR, prediction="sample", timestep="paper"),
+        FlowMatchModel(velocity_network),
+    ):
+        s = [float(TABLE[100]), float(TABLE[700])]
+        torch.testing.assert_close(den(x, s), den(x, torch.tensor(s, dtype=torch.float64)), rtol=0, atol=0)
+        empty = den(torch.empty(0, N_DIM, dtype=torch.float64), 1.0)
+        assert empty.shape == (0, N_DIM) and empty.dtype == torch.float64
+
+
+def test_a_non_finite_eps_from_finite_x_is_an_error():
+    """ε = (x − o)/σ beyond float32's range, an overflowing network, a guidance scale too large: a ValueError."""
+    x0_model = DiscreteTimeModel(lambda z, t: torch.tanh(z), ABAR, prediction="sample")
+    with pytest.raises(ValueError, match=r"non-finite ε for finite x at sigma = 1e-30"):
+        x0_model(torch.full((1, 4), 1e30), 1e-30)
+    overflowing = FlowMatchModel(lambda x_t, t: torch.exp(1e3 * x_t))
+    with pytest.raises(ValueError, match="velocity model gave a non-finite"):
+        overflowing(torch.ones(2, 4), 1.0)
+    cond, uncond = _conds()
+    too_strong = classifier_free_guidance(conditional_ideal, cond.float(), uncond.float(), 1e300)
+    with pytest.raises(ValueError, match="scale = 1e"):
+        too_strong(torch.ones(4, N_DIM), 1.0)

@@ -64,6 +64,20 @@ def pipeline(kind, prediction_type=None):
     return pipe
 
 
+def guided_latents(pipe, start, steps):
+    """The pipeline's latents for two images of PROMPT against NEGATIVE, guided with SCALE, from ``start``."""
+    return pipe(
+        PROMPT,
+        negative_prompt=NEGATIVE,
+        num_images_per_prompt=2,
+        num_inference_steps=steps,
+        guidance_scale=SCALE,
+        latents=start,
+        output_type="latent",
+        **SIZE,
+    ).images
+
+
 def vp_conditioning(pipe, kind):
     """(cond, uncond) for ``classifier_free_guidance`` from the pipeline's own text encoders."""
     if kind == "stable-diffusion":
@@ -88,16 +102,7 @@ def test_vp_pipeline_step_equals_gradient_estimation(kind, prediction_type, step
     pipe.scheduler = GradientEstimationScheduler.from_config(pipe.scheduler.config)
     assert pipe.scheduler.config.prediction_type == prediction_type
     z_N = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
-    latents = pipe(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        num_images_per_prompt=2,
-        num_inference_steps=steps,
-        guidance_scale=SCALE,
-        latents=z_N,
-        output_type="latent",
-        **SIZE,
-    ).images
+    latents = guided_latents(pipe, z_N, steps)
     sigmas = pipe.scheduler.sigmas
     assert len(sigmas) == steps + 1
 
@@ -120,16 +125,7 @@ def test_sd3_pipeline_step_equals_gradient_estimation(steps):
     pipe.scheduler = FlowMatchGradientEstimationScheduler.from_config(pipe.scheduler.config)
     assert pipe.scheduler.config.shift == 3.0
     x_N = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
-    latents = pipe(
-        PROMPT,
-        negative_prompt=NEGATIVE,
-        num_images_per_prompt=2,
-        num_inference_steps=steps,
-        guidance_scale=SCALE,
-        latents=x_N,
-        output_type="latent",
-        **SIZE,
-    ).images
+    latents = guided_latents(pipe, x_N, steps)
     sigmas = pipe.scheduler.sigmas
     # log-linear from 3·40 to 3·0.05 (SD3's shift, σ' = s σ), then 0
     torch.testing.assert_close(sigmas[:-1], 3.0 * tm.schedules.loglinear(40.0, 0.05, steps - 1), rtol=1e-15, atol=0)

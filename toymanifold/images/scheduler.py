@@ -63,7 +63,50 @@ class GradientEstimationSchedulerOutput(BaseOutput):
     pred_original_sample: torch.Tensor | None = None
 
 
-class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
+class _GEStepping:
+    """What both schedulers' :meth:`step` shares: find the step of a timestep, take steps in order,
+    keep the previous step's ε (THEORY §5's ``ε_{t+1}``), and return diffusers' output."""
+
+    timesteps: torch.Tensor | None
+    _index: dict
+    _eps_prev: torch.Tensor | None
+    _last: int | None
+
+    def _start_schedule(self, keys: list) -> None:
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._eps_prev = None
+        self._last = None
+
+    def _step_index(self, t: Any, model_output: torch.Tensor, sample: torch.Tensor) -> int:
+        if self.timesteps is None:
+            raise ValueError("call set_timesteps(num_inference_steps) before step()")
+        if t not in self._index:
+            raise ValueError(f"timestep {t} is not in this schedule's timesteps {self.timesteps.tolist()}")
+        i = self._index[t]
+        if i == 0:
+            self._eps_prev = None
+        elif self._last != i - 1:
+            raise ValueError(f"steps must be taken in order: got timestep {t} (step {i}) after step {self._last}")
+        if model_output.shape != sample.shape:
+            raise ValueError(f"model_output has shape {tuple(model_output.shape)}, sample {tuple(sample.shape)}")
+        return i
+
+    def _finish_step(self, i: int, eps: torch.Tensor, prev: torch.Tensor, x0_hat: torch.Tensor, return_dict: bool):
+        self._eps_prev = eps
+        self._last = i
+        if not return_dict:
+            return (prev,)
+        return GradientEstimationSchedulerOutput(prev_sample=prev, pred_original_sample=x0_hat)
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
+        """Identity: the model takes the sample as the pipeline holds it (``z`` or the flow's ``x_t``)."""
+        return sample
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+
+class GradientEstimationScheduler(_GEStepping, SchedulerMixin, ConfigMixin):
     """The gradient-estimation sampler of THEORY §5 as a diffusers scheduler.
 
     The pipeline works in the z-space of discrete-time models
@@ -212,13 +255,7 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         self._timesteps_full = ts
         self.sigmas = self.train_sigmas[ts]
         self.timesteps = ts[:-1].to(device)
-        self._index = {int(t): i for i, t in enumerate(ts[:-1].tolist())}
-        self._eps_prev = None
-        self._last = None
-
-    def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
-        """Identity: the UNet takes ``z`` as the pipeline holds it."""
-        return sample
+        self._start_schedule([int(t) for t in ts[:-1].tolist()])
 
     # -- update -----------------------------------------------------------------------
 
@@ -236,18 +273,7 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         ``model_output`` is ε, v or x0 as the config's ``prediction_type`` says; it
         becomes the σ-space ε by THEORY §7 before the update.
         """
-        if self.timesteps is None:
-            raise ValueError("call set_timesteps(num_inference_steps) before step()")
-        t = int(timestep)
-        if t not in self._index:
-            raise ValueError(f"timestep {t} is not in this schedule's timesteps {self.timesteps.tolist()}")
-        i = self._index[t]
-        if i == 0:
-            self._eps_prev = None
-        elif self._last != i - 1:
-            raise ValueError(f"steps must be taken in order: got timestep {t} (step {i}) after step {self._last}")
-        if model_output.shape != sample.shape:
-            raise ValueError(f"model_output has shape {tuple(model_output.shape)}, sample {tuple(sample.shape)}")
+        i = self._step_index(int(timestep), model_output, sample)
         gamma, mu = float(self.config.gamma), float(self.config.mu)
         s, s_prev = float(self.sigmas[i]), float(self.sigmas[i + 1])
         x = sample * math.sqrt(1.0 + s * s)
@@ -265,11 +291,7 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         x_prev, eps_bar = sample_step(x, eps, s, s_prev, eps_prev=self._eps_prev, gamma=gamma, mu=mu, noise=noise)
         x0_hat = x - s * eps_bar
         prev = x_prev / math.sqrt(1.0 + s_prev * s_prev)
-        self._eps_prev = eps
-        self._last = i
-        if not return_dict:
-            return (prev,)
-        return GradientEstimationSchedulerOutput(prev_sample=prev, pred_original_sample=x0_hat)
+        return self._finish_step(i, eps, prev, x0_hat, return_dict)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """``z_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε`` (for img2img-style pipelines)."""
@@ -277,11 +299,8 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         a = a.to(original_samples.dtype).reshape(-1, *([1] * (original_samples.ndim - 1)))
         return a.sqrt() * original_samples + (1.0 - a).sqrt() * noise
 
-    def __len__(self) -> int:
-        return self.config.num_train_timesteps
 
-
-class FlowMatchGradientEstimationScheduler(SchedulerMixin, ConfigMixin):
+class FlowMatchGradientEstimationScheduler(_GEStepping, SchedulerMixin, ConfigMixin):
     """The gradient-estimation sampler of THEORY §5 for flow-matching pipelines (SD3, Flux).
 
     A drop-in for diffusers' ``FlowMatchEulerDiscreteScheduler``:
@@ -435,13 +454,7 @@ class FlowMatchGradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         self.num_inference_steps = n
         self.sigmas = sigmas64
         self.timesteps = ts.to(device)
-        self._index = {float(t): i for i, t in enumerate(ts.tolist())}
-        self._eps_prev = None
-        self._last = None
-
-    def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
-        """Identity: the model takes ``x_t`` as the pipeline holds it."""
-        return sample
+        self._start_schedule([float(t) for t in ts.tolist()])
 
     def step(
         self,
@@ -457,18 +470,8 @@ class FlowMatchGradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         Computed in float32 at least (as ``FlowMatchEulerDiscreteScheduler`` does);
         returned in ``sample``'s dtype.
         """
-        if self.timesteps is None:
-            raise ValueError("call set_timesteps(num_inference_steps) before step()")
         t = float(timestep.reshape(-1)[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
-        if t not in self._index:
-            raise ValueError(f"timestep {t} is not in this schedule's timesteps {self.timesteps.tolist()}")
-        i = self._index[t]
-        if i == 0:
-            self._eps_prev = None
-        elif self._last != i - 1:
-            raise ValueError(f"steps must be taken in order: got timestep {t} (step {i}) after step {self._last}")
-        if model_output.shape != sample.shape:
-            raise ValueError(f"model_output has shape {tuple(model_output.shape)}, sample {tuple(sample.shape)}")
+        i = self._step_index(t, model_output, sample)
         work = torch.promote_types(sample.dtype, torch.float32)
         x_t, v = sample.to(work), model_output.to(work)
         s, s_prev = float(self.sigmas[i]), float(self.sigmas[i + 1])
@@ -477,12 +480,4 @@ class FlowMatchGradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         x_prev, eps_bar = sample_step(x, eps, s, s_prev, eps_prev=self._eps_prev, gamma=float(self.config.gamma))
         prev = x_prev * flow_input_scale(s_prev)
         x0_hat = x - s * eps_bar
-        self._eps_prev = eps
-        self._last = i
-        prev, x0_hat = prev.to(sample.dtype), x0_hat.to(sample.dtype)
-        if not return_dict:
-            return (prev,)
-        return GradientEstimationSchedulerOutput(prev_sample=prev, pred_original_sample=x0_hat)
-
-    def __len__(self) -> int:
-        return self.config.num_train_timesteps
+        return self._finish_step(i, eps, prev.to(sample.dtype), x0_hat.to(sample.dtype), return_dict)
