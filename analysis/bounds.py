@@ -474,6 +474,9 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     eta : float in (0, 1)
         Measured relative projection error (e.g. ``eta_nu_curve(...).eta_hat`` at ``nu``).
         ``eta = 0`` is refused: an exact projection tracks on every schedule, so none is widest.
+        ``eta = inf`` (a denoiser that returned NaN/inf at admissible pairs, which
+        ``projection_error`` counts as ``η = inf``) and ``eta = NaN`` (no admissible pair
+        measured) are refused with that reason: no schedule is certified for them.
     nu : float ≥ 1
     n_steps : int ≥ 1
     sigma_min : float > 0, the last noise level ``σ_0`` (Theorem 1 needs ``σ_0 > 0``; a final
@@ -491,6 +494,7 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     >>> s.binding, round(s.sigma_max, 3)
     ('lower', 1.684)
     """
+    _refuse_unmeasured_eta(eta)
     eta = check_eta(eta, "eta")
     if eta == 0:
         raise ValueError(
@@ -517,11 +521,18 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     shrink = 4 * N * 2.0**-52
     for _ in range(100):
         rho = 1.0 + a / eta
-        sigmas = smin * torch.tensor(rho, dtype=_F64) ** torch.arange(N, -1, -1, dtype=_F64)
+        powers, rho_t = torch.arange(N, -1, -1, dtype=_F64), torch.tensor(rho, dtype=_F64)
+        sigmas = smin * rho_t**powers
+        if not bool(torch.isfinite(sigmas).all()):  # ρ^N alone may overflow where σ_min ρ^N does not
+            sigmas = smin * rho_t ** (powers / 2) * rho_t ** (powers / 2)
         if not bool(torch.isfinite(sigmas).all()):
+            # σ_max/σ_min = (1 + a*/η)^N grows as η shrinks (towards ν^{1/η} for many steps):
+            # a smaller η makes it worse; a smaller ν, fewer steps or a smaller σ_min help.
             raise ValueError(
-                f"the widest schedule overflows: sigma_max = sigma_min * {rho}^{N} is not finite; "
-                "use a smaller eta, nu or n_steps"
+                f"the widest schedule overflows float64: sigma_max = sigma_min * {rho:.6g}^{N} is not finite, "
+                f"because eta = {eta:g} is so small that Theorem 1 allows a range of about nu^(1/eta). "
+                "Every log-linear schedule within float64 is then covered: choose sigma_max yourself and "
+                "check it with corollary2_loglinear, or pass a smaller nu, n_steps or sigma_min"
             )
         b = theorem1_bounds(sigmas, eta, nu, r)
         if bool(b.conditions_hold):
@@ -545,6 +556,24 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
         final_ratio=float(b.final_bound),
         final_distance_per_sqrt_n=smin * r * float(b.U[-1]),
     )
+
+
+def _refuse_unmeasured_eta(eta: Any) -> None:
+    """Say why an infinite or NaN measured ``η̂`` certifies nothing (before ``check_eta``'s generic message)."""
+    try:
+        v = float(eta)
+    except (TypeError, ValueError, RuntimeError):
+        return  # check_eta names the type
+    if math.isinf(v) and v > 0:
+        raise ValueError(
+            "eta = inf: the denoiser returned non-finite outputs (NaN or inf) at admissible pairs, which "
+            "analysis.projection_error counts as eta = inf; Theorem 1 certifies no schedule for it"
+        )
+    if math.isnan(v):
+        raise ValueError(
+            "eta = NaN: no measured pair was nu-admissible (eta_nu_curve reports NaN there); "
+            "measure at more noise levels before asking for a schedule"
+        )
 
 
 # --------------------------------------------------------------------------------------

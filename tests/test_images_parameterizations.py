@@ -362,7 +362,7 @@ def test_a_non_finite_eps_from_finite_x_is_an_error():
     with pytest.raises(ValueError, match=r"non-finite ε for finite x at sigma = 1e-30"):
         x0_model(torch.full((1, 4), 1e30), 1e-30)
     overflowing = FlowMatchModel(lambda x_t, t: torch.exp(1e3 * x_t))
-    with pytest.raises(ValueError, match="velocity model gave a non-finite"):
+    with pytest.raises(ValueError, match="FlowMatchModel gave a non-finite"):
         overflowing(torch.ones(2, 4), 1.0)
     cond, uncond = _conds()
     too_strong = classifier_free_guidance(conditional_ideal, cond.float(), uncond.float(), 1e300)

@@ -81,7 +81,9 @@ class DataSet:
     """One entry of :data:`DATASETS`.
 
     ``summary`` is the one-line help text; ``min_ambient_dim`` (and ``fixed_ambient_dim``
-    where the data fix ``n``) say which ``n`` it accepts; ``make(n, seed)`` builds it.
+    where the data fix ``n``) say which ``n`` it accepts, ``min_ambient_dim_reason`` why
+    no smaller ``n`` (when it is not just the base manifold's own dimension);
+    ``make(n, seed)`` builds it.
     """
 
     name: str
@@ -89,6 +91,7 @@ class DataSet:
     make: Callable[[int, int], ToyData]
     min_ambient_dim: int
     fixed_ambient_dim: int | None = None
+    min_ambient_dim_reason: str = ""
 
     def check_ambient_dim(self, ambient_dim: int) -> int:
         """``ambient_dim`` if this data set can live in ``R^ambient_dim``, else a ``ValueError`` saying why."""
@@ -96,7 +99,8 @@ class DataSet:
         if self.fixed_ambient_dim is not None and n != self.fixed_ambient_dim:
             raise ValueError(f"ambient_dim must be {self.fixed_ambient_dim} for {self.name}, got {n}")
         if n < self.min_ambient_dim:
-            raise ValueError(f"ambient_dim must be >= {self.min_ambient_dim} for {self.name}, got {n}")
+            why = f" ({self.min_ambient_dim_reason})" if self.min_ambient_dim_reason else ""
+            raise ValueError(f"ambient_dim must be >= {self.min_ambient_dim} for {self.name}, got {n}{why}")
         return n
 
     def build(self, ambient_dim: int | None = None, seed: int = 0) -> ToyData:
@@ -198,7 +202,14 @@ DATASETS: dict[str, DataSet] = {
             3,
             "Swiss roll (spiral 0.1θ, θ ∈ [1.5π, 4.5π]) × [0, 2]",
         ),
-        DataSet("subspace", "random plane (d = 2) in R^n with data N(0, P)", _subspace, min_ambient_dim=2),
+        DataSet(
+            "subspace",
+            "random plane (d = 2) in R^n with data N(0, P)",
+            _subspace,
+            min_ambient_dim=3,
+            min_ambient_dim_reason="a plane in R^2 is all of R^2: it has no normal space, dist_K = 0 everywhere "
+            "and r, eta (THEORY §2) are undefined",
+        ),
         DataSet("finite", "64 points drawn uniformly from S², as a finite set in R^n", _finite, min_ambient_dim=3),
         DataSet(
             "digits", "scikit-learn's 1797 8×8 digits as a finite set (n = 64 only)", _digits, 64, fixed_ambient_dim=64

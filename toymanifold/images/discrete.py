@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..denoisers.base import Denoiser
+from ..denoisers.base import Denoiser, check_output
 from ..validation import as_tensor, check_positive, check_sigma
 from .parameterizations import PREDICTION_TYPES, eps_from_vp_output, vp_input_scale
 
@@ -94,23 +94,6 @@ def sigma_batch(sigma: Any, x: torch.Tensor) -> torch.Tensor:
     # a tensor, array or list of B values (as check_sigma accepts), kept in float64
     s = as_tensor(sigma, "sigma", dtype=torch.float64).detach()
     return s.to(x.device).reshape(-1).expand(x.shape[0])
-
-
-def check_finite_eps(eps: torch.Tensor, s64: torch.Tensor, what: str) -> torch.Tensor:
-    """``eps`` if finite; else a ``ValueError`` naming the model and σ (the input ``x`` was finite).
-
-    A non-finite ε from finite ``x`` is never passed on: it means the model overflowed, or
-    that a conversion of THEORY §7 (e.g. ``ε = (x − o)/σ`` at a tiny σ) is not
-    representable in ``x``'s dtype.
-    """
-    if bool(torch.isfinite(eps).all()):
-        return eps
-    lo, hi = float(s64.min()), float(s64.max())
-    at = f"sigma = {lo:.6g}" if lo == hi else f"sigma in [{lo:.6g}, {hi:.6g}]"
-    raise ValueError(
-        f"{what} gave a non-finite ε for finite x at {at} in {eps.dtype}: the model overflowed, or ε is not "
-        f"representable in {eps.dtype} there (evaluate x in a wider dtype, e.g. float64)"
-    )
 
 
 def model_name(model: Any) -> str:
@@ -319,7 +302,8 @@ class DiscreteTimeModel(Denoiser):
         if self.clip_sample:
             r = self.clip_sample_range
             eps = (x - (x - s * eps).clamp(-r, r)) / s
-        return check_finite_eps(eps, s64, what)
+        check_output(eps, self, s64)
+        return eps
 
     def __repr__(self) -> str:
         pred = "" if type(self) is DiscreteTimeEpsModel else f", prediction={self.prediction!r}"

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from ..denoisers.base import Denoiser
+from ..denoisers.base import Denoiser, check_output
 from ..validation import as_tensor, check_positive, check_sigma
-from .discrete import check_finite_eps, check_model_device, model_name, model_output, sigma_batch
+from .discrete import check_model_device, model_name, model_output, sigma_batch
 from .parameterizations import eps_from_velocity, flow_input_scale, flow_t_from_sigma
 
 __all__ = ["FlowMatchModel"]
@@ -88,7 +88,8 @@ class FlowMatchModel(Denoiser):
         x_in = x_t if m_dtype is None else x_t.to(m_dtype)
         out = self.model(x_in, timestep) if cond is None else self.model(x_in, timestep, cond)
         eps = eps_from_velocity(model_output(out, x_t, "a velocity model"), x_t, s64)
-        return check_finite_eps(eps, s64, "a velocity model")
+        check_output(eps, self, s64)
+        return eps
 
     def __repr__(self) -> str:
         return f"FlowMatchModel(model={model_name(self.model)}, timestep_scale={self.timestep_scale:g})"

@@ -64,7 +64,7 @@ class GradientEstimationSchedulerOutput(BaseOutput):
 
 
 class _GEStepping:
-    """What both schedulers' :meth:`step` shares: find the step of a timestep, take steps in order,
+    """What both schedulers' ``step`` shares: find the step of a timestep, take steps in order,
     keep the previous step's ε (THEORY §5's ``ε_{t+1}``), and return diffusers' output."""
 
     timesteps: torch.Tensor | None
