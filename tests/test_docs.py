@@ -58,10 +58,7 @@ def test_every_code_block_is_tagged(path):
 
 # Pages whose blocks are known not to run yet. Strict: the test fails once such a page runs,
 # so that its entry goes.
-KNOWN_FRAGMENTS = {
-    "docs/images.md": "its python blocks are fragments (`model`, `pipe` undefined): make them self-contained "
-    "or tag them console with the reason",
-}
+KNOWN_FRAGMENTS: dict[str, str] = {}
 
 
 def runnable_pages():

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import analysis
 import toymanifold as tm
-from toymanifold.images import DiscreteTimeEpsModel
+from toymanifold.images import DiscreteTimeEpsModel, DiscreteTimeModel, FlowMatchModel, classifier_free_guidance
 from toymanifold.samplers import SAMPLERS
 
 FLOATS = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -180,35 +180,51 @@ def test_mlp_denoiser(h, sigma):
         assert out.shape == h.shape and out.dtype == torch.float32
 
 
-def _discrete_model():
+def _image_models():
+    """The σ-space adapters of THEORY §7 around a small bounded network, in each parameterization."""
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
 
-    def model(z, t):
-        return torch.tanh(z) * (1.0 + t.reshape(-1, *([1] * (z.ndim - 1))) / 1000.0)
+    def model(z, t, cond=None):  # cond: one number per sample, shape (B, 1)
+        per_sample = (-1, *([1] * (z.ndim - 1)))
+        shift = 0.0 if cond is None else cond.reshape(per_sample)
+        return torch.tanh(z + shift) * (1.0 + t.reshape(per_sample) / 1000.0)
 
-    return DiscreteTimeEpsModel(model, abar)
+    return {
+        "epsilon": DiscreteTimeEpsModel(model, abar),
+        **{p: DiscreteTimeModel(model, abar, prediction=p) for p in ("sample", "v_prediction")},
+        "flow": FlowMatchModel(model),
+    }
 
 
-# A list σ reaches float(sigma) in DiscreteTimeEpsModel.__call__ (see the xfail below).
-@given(h=hostile_points(n=16), sigma=st.sampled_from([s for s in HOSTILE_SIGMAS if not isinstance(s, list)]))
-def test_discrete_time_model(h, sigma):
-    den = _discrete_model()
+IMAGE_MODELS = _image_models()
+
+
+@pytest.mark.parametrize("name", list(IMAGE_MODELS))
+@given(h=hostile_points(n=16), sigma=st.sampled_from(HOSTILE_SIGMAS))
+def test_image_models(name, h, sigma):
+    den = IMAGE_MODELS[name]
     x = h.value.reshape(h.shape[0], 1, 4, 4) if h.well_formed and isinstance(h.value, torch.Tensor) else h.value
     out = outcome(lambda: den(x, sigma), ("x", "sigma", "model"), h.finite)
     if out is not None:
-        assert out.shape == tuple(x.shape)
+        assert h.finite and len(h.shape) >= 2 and _valid_sigma(sigma, h.shape[0]), f"accepted {h} with sigma={sigma!r}"
+        _expect_like(out, h, tuple(x.shape))
 
 
-# Found by the hostile tests in code another change owns; remove the marks once fixed there.
-DISCRETE_PENDING = pytest.mark.xfail(strict=True, reason="fix pending in toymanifold/images/discrete.py")
+HOSTILE_SCALES = (0.0, 7.5, -1.0, 1e300, math.nan, math.inf, True, "2", None)
 
 
-@DISCRETE_PENDING
-def test_discrete_time_model_takes_a_sigma_list():
-    """check_sigma accepts a list of B values; __call__ then calls float(sigma) on it (a TypeError
-    that does not name sigma)."""
-    den = _discrete_model()
-    assert den(torch.zeros(2, 1, 4, 4), [0.5, 1.0]).shape == (2, 1, 4, 4)
+@given(h=hostile_points(n=16), sigma=st.sampled_from(HOSTILE_SIGMAS), scale=st.sampled_from(HOSTILE_SCALES))
+def test_classifier_free_guidance(h, sigma, scale):
+    cond, uncond = torch.ones(1, 1), torch.zeros(1, 1)
+    guided = outcome(
+        lambda: classifier_free_guidance(IMAGE_MODELS["v_prediction"], cond, uncond, scale), ("scale",), True
+    )
+    if guided is None:
+        return
+    out = outcome(lambda: guided(h.value, sigma), ("x", "sigma", "model", "scale"), h.finite)
+    if out is not None:
+        assert h.finite and len(h.shape) >= 2 and _valid_sigma(sigma, h.shape[0]), f"accepted {h} with sigma={sigma!r}"
+        _expect_like(out, h, h.shape)
 
 
 # --------------------------------------------------------------------------- samplers
@@ -242,6 +258,15 @@ def test_samplers(name, h, sigmas):
     out = outcome(lambda: info.run(den, sigmas, h.value, **kw), ("x", "sigmas", "sigma"), h.finite)
     if out is not None:
         assert h.finite and h.well_formed and h.shape[0] > 0
+        _expect_like(out, h, h.shape)
+
+
+@given(h=hostile_points(n=16), sigmas=st.sampled_from(HOSTILE_SCHEDULES))
+def test_gradient_estimation_cfg_pp(h, sigmas):
+    guided = classifier_free_guidance(IMAGE_MODELS["flow"], torch.ones(1, 1), torch.zeros(1, 1), 1.5)
+    out = outcome(lambda: tm.gradient_estimation_cfg_pp(guided, sigmas, h.value), ("x", "sigmas", "sigma"), h.finite)
+    if out is not None:
+        assert h.finite and len(h.shape) >= 2 and h.shape[0] > 0
         _expect_like(out, h, h.shape)
 
 

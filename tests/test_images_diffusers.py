@@ -267,7 +267,7 @@ def test_scheduler_bad_input():
     with pytest.raises(ValueError, match="mu"):
         GradientEstimationScheduler(mu=1.0)
     with pytest.raises(ValueError, match="prediction_type"):
-        GradientEstimationScheduler(prediction_type="v_prediction")
+        GradientEstimationScheduler(prediction_type="flow_prediction")
     sched = GradientEstimationScheduler()
     with pytest.raises(ValueError, match="set_timesteps"):
         sched.step(torch.zeros(1, 1), 10, torch.zeros(1, 1))
@@ -293,8 +293,8 @@ def test_from_diffusers_bad_input():
         from_diffusers(unet, {"num_train_timesteps": 1000})
     with pytest.raises(ValueError, match="beta_start"):
         from_diffusers(unet, {"num_train_timesteps": 1000, "beta_schedule": "linear"})
-    with pytest.raises(ValueError, match="epsilon"):
-        from_diffusers(unet, dict(good, prediction_type="v_prediction"))
+    with pytest.raises(ValueError, match="prediction_type"):
+        from_diffusers(unet, dict(good, prediction_type="velocity"))
     with pytest.raises(TypeError, match="scheduler config"):
         from_diffusers(unet, [1, 2])
     with pytest.raises(ValueError, match="sample_size"):

@@ -57,6 +57,7 @@ __all__ = [
     "ddpm",
     "dpmpp_2m",
     "gradient_estimation",
+    "gradient_estimation_cfg_pp",
     "heun",
     "nfe",
     "sample",
@@ -630,6 +631,72 @@ def dpmpp_2m(
     return _drive(denoiser, sigmas, x, _dpmpp_2m_rule(), callback, return_trajectory)
 
 
+def _cfg_pp_rule(gamma: float, unconditional: list):
+    """CFG++ gradient estimation: THEORY §5's update on ``ε_u`` from ``x_t − σ_t (ε_g − ε_u)``."""
+    eps_u_prev = None
+
+    def rule(model, x, eps, sigma, sigma_next, info):
+        nonlocal eps_u_prev
+        eps_u = unconditional[0].to(x.dtype)
+        # x̂0 of the guided output, renoised along the unconditional direction (THEORY §7)
+        x_shifted = add_scaled(x, eps - eps_u, -sigma)
+        x_next, _ = sample_step(x_shifted, eps_u, sigma, sigma_next, eps_prev=eps_u_prev, gamma=gamma)
+        eps_u_prev = eps_u
+        return x_next, (x - x_next) / (sigma - sigma_next) if info else None, None
+
+    return rule
+
+
+def gradient_estimation_cfg_pp(
+    denoiser: Callable,
+    sigmas: Any,
+    x: Any,
+    gamma: float = 2.0,
+    *,
+    generator: torch.Generator | int | None = None,
+    callback: Callable[[StepInfo], Any] | None = None,
+    return_trajectory: bool = False,
+):
+    """Gradient estimation with CFG++ renoising (Chung et al. 2024), as ComfyUI's ``gradient_estimation_cfg_pp``.
+
+    CFG++ takes the guided denoised estimate ``x̂0 = x_t − σ_t ε_g`` and renoises it
+    with the *unconditional* output ``ε_u`` (THEORY §7); gradient estimation
+    extrapolates ``ε_u`` as THEORY §5 does ε:
+
+    ``x_{t−1} = (x_t − σ_t ε_g) + σ_{t−1} ε_u − (γ − 1)(σ_t − σ_{t−1})(ε_{u,t} − ε_{u,t+1})``,
+
+    i.e. :func:`sample_step` on ``ε_u`` from ``x_t − σ_t (ε_g − ε_u)``. With ``γ = 1``
+    it is THEORY §7's CFG++ DDIM step ``x_{t−1} = (x_t − σ_t ε_g) + σ_{t−1} ε_u``. (On a
+    last step to ``σ = 0`` ComfyUI returns ``x̂0`` without the γ term; here the
+    formula above holds on every step, as :func:`gradient_estimation` keeps ``γ`` on
+    its last step.) CFG++ is meant for small guidance scales (about 0.2 to 2).
+
+    ``denoiser`` must give ``ε_u`` together with ``ε_g`` from the same model call: an
+    object with ``guided_and_unconditional(x, sigma) -> (ε_g, ε_u)``, e.g.
+    :func:`toymanifold.images.classifier_free_guidance` (one batched model call per
+    step). ``N`` model evaluations (guided denoiser calls) for ``N + 1`` sigmas, as
+    :func:`gradient_estimation`. The trajectory's ``eps`` is ``ε_g``, its ``eps_bar``
+    the effective direction ``(x_t − x_{t−1})/(σ_t − σ_{t−1})``. ``generator`` is
+    accepted for interchangeability and unused.
+    """
+    guided_and_unconditional = getattr(denoiser, "guided_and_unconditional", None)
+    if not callable(guided_and_unconditional):
+        raise TypeError(
+            "denoiser must give the unconditional output with the guided one (a method "
+            "guided_and_unconditional(x, sigma) -> (eps_g, eps_u), e.g. tm.images.classifier_free_guidance(...)), "
+            f"got {type(denoiser).__name__}"
+        )
+    gamma, _ = _check_gamma_mu(gamma, 0.0)
+    _check_generator(generator)
+    unconditional: list = [None]
+
+    def guided(x_, sigma):
+        eps_g, unconditional[0] = guided_and_unconditional(x_, sigma)
+        return eps_g
+
+    return _drive(guided, sigmas, x, _cfg_pp_rule(gamma, unconditional), callback, return_trajectory)
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -676,8 +743,15 @@ SAMPLERS: dict[str, SamplerInfo] = {
 }
 
 # Other names of the same cost: "ge" for gradient estimation; Euler is DDIM in σ-space
-# (THEORY §5); ``sample`` makes one evaluation per step like DDIM.
-_COST_ALIASES = {"ge": "gradient_estimation", "euler": "ddim", "sample": "ddim"}
+# (THEORY §5); ``sample`` makes one evaluation per step like DDIM, and so does the CFG++
+# variant of gradient estimation (one guided evaluation per step). CFG++ is not a
+# SAMPLERS entry: the report, figures and benchmarks run every entry on unguided denoisers.
+_COST_ALIASES = {
+    "ge": "gradient_estimation",
+    "euler": "ddim",
+    "sample": "ddim",
+    "gradient_estimation_cfg_pp": "gradient_estimation",
+}
 
 
 def sampler_info(sampler: str | Callable) -> SamplerInfo:

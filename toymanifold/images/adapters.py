@@ -1,10 +1,11 @@
-"""diffusers models as σ-space denoisers (THEORY §1): :func:`from_diffusers`.
+"""diffusers models as σ-space denoisers (THEORY §1, §7): :func:`from_diffusers`.
 
 Needs the optional ``images`` extra (``pip install toymanifold[images]``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,9 +13,17 @@ import torch
 
 from ..validation import as_tensor
 from ._optional import require
-from .discrete import DiscreteTimeEpsModel
+from .discrete import DiscreteTimeModel
+from .flow import FlowMatchModel
+from .parameterizations import PREDICTION_TYPES
 
-__all__ = ["DiffusersUNetDenoiser", "alphas_cumprod_from_config", "from_diffusers", "scheduler_config_dict"]
+__all__ = [
+    "DiffusersModel",
+    "alphas_cumprod_from_config",
+    "from_diffusers",
+    "is_flow_matching_config",
+    "scheduler_config_dict",
+]
 
 # Keys of a diffusers DDPM/DDIM/PNDM/... scheduler config that define ᾱ_t.
 _BETA_KEYS = (
@@ -45,8 +54,8 @@ def alphas_cumprod_from_config(scheduler_config: Any, name: str = "scheduler_con
     ``num_train_timesteps``, ``beta_schedule``, ``beta_start``, ``beta_end`` (or
     ``trained_betas``), so ``ᾱ`` is exactly what the model was trained with (diffusers
     computes it in float32; it is promoted to float64 here). A config that does not say
-    how its betas are made raises ``ValueError`` (no silent defaults); so does a model
-    that does not predict ε.
+    how its betas are made raises ``ValueError`` (no silent defaults). ``ᾱ`` does not
+    depend on ``prediction_type``.
     """
     cfg = scheduler_config_dict(scheduler_config, name)
     if "num_train_timesteps" not in cfg:
@@ -66,12 +75,6 @@ def alphas_cumprod_from_config(scheduler_config: Any, name: str = "scheduler_con
             missing = [k for k in ("beta_start", "beta_end") if cfg.get(k) is None]
             if missing:
                 raise ValueError(f"{name} has beta_schedule={schedule!r} but no {missing}; got keys {sorted(cfg)}")
-    prediction = cfg.get("prediction_type", "epsilon")
-    if prediction != "epsilon":
-        raise ValueError(
-            f"{name} has prediction_type={prediction!r}; toymanifold's image adapters need an "
-            "ε-prediction model (prediction_type='epsilon')"
-        )
     diffusers = require("diffusers", "alphas_cumprod_from_config")
     kwargs = {k: cfg[k] for k in _BETA_KEYS if k in cfg}
     try:
@@ -81,98 +84,161 @@ def alphas_cumprod_from_config(scheduler_config: Any, name: str = "scheduler_con
     return sched.alphas_cumprod.to(torch.float64)
 
 
-def _unet_sample_shape(unet: Any) -> tuple[int, int, int]:
-    cfg = getattr(unet, "config", None)
-    if cfg is None or "in_channels" not in cfg or "sample_size" not in cfg:
+def is_flow_matching_config(scheduler_config: Any) -> bool:
+    """Whether a scheduler config belongs to a flow-matching (rectified-flow) model.
+
+    True for diffusers' ``FlowMatch*`` schedulers (by ``_class_name`` or the scheduler's
+    class), for ``prediction_type="flow_prediction"`` or ``use_flow_sigmas=True``, and for a
+    config without betas that has a ``shift`` or ``use_dynamic_shifting`` key.
+    """
+    raw = getattr(scheduler_config, "config", scheduler_config)
+    if not isinstance(raw, Mapping):
         raise TypeError(
-            f"unet must be a diffusers UNet (with config.in_channels and config.sample_size), got {type(unet).__name__}"
+            "scheduler_config must be a diffusers scheduler config (a mapping such as pipe.scheduler.config) "
+            f"or a scheduler, got {type(scheduler_config).__name__}"
         )
+    name = str(raw.get("_class_name") or (type(scheduler_config).__name__ if raw is not scheduler_config else ""))
+    if name.startswith("FlowMatch") or raw.get("prediction_type") == "flow_prediction" or raw.get("use_flow_sigmas"):
+        return True
+    has_betas = any(raw.get(k) is not None for k in ("beta_schedule", "trained_betas", "beta_start"))
+    return not has_betas and ("shift" in raw or "use_dynamic_shifting" in raw)
+
+
+def _unet_sample_shape(cfg: Any) -> tuple[int, int, int]:
     size = cfg["sample_size"]
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     return int(cfg["in_channels"]), int(h), int(w)
 
 
-class DiffusersUNetDenoiser(DiscreteTimeEpsModel):
-    """A diffusers UNet as a σ-space denoiser; built by :func:`from_diffusers` (THEORY §1).
+class DiffusersModel:
+    """A diffusers UNet or transformer called as ``model(sample, timestep[, cond])``; built by :func:`from_diffusers`.
 
-    Adds to :class:`DiscreteTimeEpsModel` a check that ``x`` has the UNet's
-    ``(in_channels, sample_size, sample_size)`` shape, and optional keyword arguments
-    passed to the UNet on every call (e.g. ``encoder_hidden_states``).
+    The network gets its input as ``sample=`` (UNets) or ``hidden_states=``
+    (transformers), ``timestep=``, the fixed ``model_kwargs`` and the conditioning
+    ``cond``: a mapping is merged into the keyword arguments, a tensor is
+    ``encoder_hidden_states``. Inputs are checked against the model's ``in_channels``
+    (dimension 1 of a 4-D input, the last of a 3-D token sequence) and, for a
+    ``UNet2DModel``, against its ``(in_channels, sample_size, sample_size)``.
     """
 
-    def __init__(
-        self,
-        unet: Any,
-        alphas_cumprod: Any,
-        timestep: str = "interpolate",
-        model_kwargs: Mapping[str, Any] | None = None,
-        *,
-        clip_sample: bool = False,
-        clip_sample_range: float = 1.0,
-    ) -> None:
-        self.sample_shape = _unet_sample_shape(unet)
-        self.model_kwargs = dict(model_kwargs or {})
-        self.unet = unet
-        super().__init__(
-            self._call_unet,
-            alphas_cumprod,
-            timestep=timestep,
-            clip_sample=clip_sample,
-            clip_sample_range=clip_sample_range,
-        )
-
-    def _call_unet(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.unet(z, t, **self.model_kwargs).sample
-
-    def _evaluate(self, x, s, s64):
-        if tuple(x.shape[1:]) != self.sample_shape:
-            raise ValueError(
-                f"x must have shape (B, {', '.join(map(str, self.sample_shape))}) for this UNet "
-                f"(in_channels, sample_size), got shape {tuple(x.shape)}"
+    def __init__(self, module: Any, model_kwargs: Mapping[str, Any] | None = None) -> None:
+        diffusers = require("diffusers", "from_diffusers")
+        cfg = getattr(module, "config", None)
+        if not callable(module) or not isinstance(cfg, Mapping) or "in_channels" not in cfg:
+            raise TypeError(
+                "model must be a diffusers model (UNet2DModel, UNet2DConditionModel or a transformer such as "
+                f"SD3Transformer2DModel, with config.in_channels), got {type(module).__name__}"
             )
-        return super()._evaluate(x, s, s64)
+        params = inspect.signature(module.forward).parameters
+        self.input_name = "hidden_states" if "hidden_states" in params else "sample"
+        if self.input_name not in params or "timestep" not in params:
+            raise TypeError(f"{type(module).__name__}.forward takes no 'sample'/'hidden_states' and 'timestep'")
+        self.module = module
+        self.model_kwargs = dict(model_kwargs or {})
+        self.in_channels = int(cfg["in_channels"])
+        out_channels = cfg.get("out_channels")
+        if out_channels is not None and int(out_channels) != self.in_channels:
+            raise ValueError(
+                f"model has in_channels={self.in_channels} but out_channels={out_channels}: a model for these "
+                "adapters returns one value per input channel (learned-variance outputs are not supported)"
+            )
+        fixed = isinstance(module, diffusers.UNet2DModel) and cfg.get("sample_size") is not None
+        self.sample_shape = _unet_sample_shape(cfg) if fixed else None
 
-    # the UNet's parameters give the dtype/device used by DiscreteTimeEpsModel
-    def _model_for_dtype(self):
-        return self.unet
+    def parameters(self):
+        """The wrapped module's parameters (they give the adapters the model's dtype and device)."""
+        return self.module.parameters()
+
+    def check_shape(self, shape: tuple[int, ...], name: str = "x") -> None:
+        """Raise ``ValueError`` if a batch of shape ``shape`` does not fit the model."""
+        shape = tuple(int(v) for v in shape)
+        if self.sample_shape is not None:
+            if shape[1:] != self.sample_shape:
+                raise ValueError(
+                    f"{name} must have shape (B, {', '.join(map(str, self.sample_shape))}) for this UNet "
+                    f"(in_channels, sample_size), got shape {shape}"
+                )
+            return
+        channels = shape[1] if len(shape) == 4 else shape[-1] if len(shape) == 3 else None
+        if channels is not None and channels != self.in_channels:
+            where = "dimension 1" if len(shape) == 4 else "the last dimension"
+            raise ValueError(
+                f"{name} must have the model's in_channels={self.in_channels} in {where}, got shape {shape}"
+            )
+
+    def __call__(self, sample: torch.Tensor, timestep: torch.Tensor, cond: Any = None) -> Any:
+        self.check_shape(tuple(sample.shape))
+        kwargs = dict(self.model_kwargs)
+        if isinstance(cond, Mapping):
+            kwargs.update(cond)
+        elif cond is not None:
+            kwargs["encoder_hidden_states"] = cond
+        return self.module(**{self.input_name: sample, "timestep": timestep}, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"DiffusersModel({type(self.module).__name__})"
 
 
 def from_diffusers(
-    unet: Any,
+    model: Any,
     scheduler_config: Any,
     *,
     timestep: str = "interpolate",
     data_shape: Any = None,
-    model_kwargs: Mapping[str, Any] | None = None,
     clip_sample: bool = False,
     clip_sample_range: float = 1.0,
-) -> DiffusersUNetDenoiser:
-    """A σ-space denoiser around a diffusers ε-prediction UNet (THEORY §1).
+    timestep_scale: float | None = None,
+    **model_kwargs: Any,
+) -> DiscreteTimeModel | FlowMatchModel:
+    """A σ-space denoiser around a diffusers model, in the parameterization its config says (THEORY §1, §7).
 
-    ``tm.gradient_estimation``, ``tm.ddim`` and every other sampler run on the result:
-    it feeds the UNet ``z = x/√(1 + σ²)`` and the timestep matching ``σ`` on the
-    model's ``ᾱ_t`` table (see :class:`DiscreteTimeEpsModel` for the rules).
+    ``tm.gradient_estimation``, ``tm.ddim`` and every other sampler run on the result,
+    and :func:`toymanifold.images.classifier_free_guidance` guides it
+    (``den(x, sigma, cond)`` passes conditioning to the model).
+
+    - A discrete-time (DDPM/DDIM/PNDM/Euler...) config gives a
+      :class:`~toymanifold.images.DiscreteTimeModel` with the config's ``ᾱ_t`` table and
+      ``prediction_type`` (``"epsilon"``, ``"sample"`` or ``"v_prediction"``): the model sees
+      ``z = x/√(1 + σ²)`` and the timestep matching ``σ``.
+    - A flow-matching config (``FlowMatchEulerDiscreteScheduler`` and the like, see
+      :func:`is_flow_matching_config`) gives a :class:`~toymanifold.images.FlowMatchModel`:
+      the model sees ``x_t = x/(1 + σ)`` and ``t = σ/(1 + σ)`` times ``timestep_scale``. The
+      config's ``shift`` does not change the model, only the schedule (``σ' = s σ``,
+      THEORY §7): :class:`toymanifold.images.FlowMatchGradientEstimationScheduler` applies
+      it, and its ``sigmas`` are the σ to pass to a sampler.
 
     Parameters
     ----------
-    unet : diffusers.UNet2DModel (or any diffusers UNet returning ``.sample``)
-        Used where it is, with its dtype and device; ``x`` must be on its device.
+    model : diffusers model
+        ``UNet2DModel``, ``UNet2DConditionModel`` or a transformer (``SD3Transformer2DModel``,
+        ``FluxTransformer2DModel``, ...). Used where it is, with its dtype and device;
+        ``x`` must be on its device.
     scheduler_config : mapping or scheduler
-        The config of the scheduler the model was trained with (``pipe.scheduler.config``
-        of a DDPM/DDIM/PNDM pipeline); must contain betas info.
+        The config of the scheduler the model was trained with (``pipe.scheduler.config``).
     timestep : {"interpolate", "nearest", "paper"}
-        σ → timestep rule (:class:`DiscreteTimeEpsModel`).
+        σ → timestep rule of a discrete-time model (:class:`~toymanifold.images.DiscreteTimeModel`).
     data_shape : tuple, optional
-        ``(C, H, W)`` of the data this denoiser will see; checked against the UNet's
-        ``in_channels`` and ``sample_size`` now, rather than at the first call.
-    model_kwargs : mapping, optional
-        Extra keyword arguments for every UNet call (e.g. ``encoder_hidden_states``).
+        The shape of one sample, ``(C, H, W)`` (or ``(tokens, C)`` for Flux's packed
+        latents), checked against the model now rather than at the first call.
     clip_sample, clip_sample_range : bool, float
-        Clip ``x̂0 = x − σ ε`` to ``[−clip_sample_range, clip_sample_range]`` and return
-        the ε of the clipped ``x̂0`` (:class:`DiscreteTimeEpsModel`): what
-        ``GradientEstimationScheduler(clip_sample=True)`` does inside its step. Not read
-        from ``scheduler_config`` (diffusers' DDPM and DDIM configs say ``True``, which
-        would change every sampler run on this denoiser); default off.
+        Clip ``x̂0 = x − σ ε`` to ``[−clip_sample_range, clip_sample_range]``
+        (discrete-time models only): what ``GradientEstimationScheduler(clip_sample=True)``
+        does inside its step. Not read from ``scheduler_config`` (diffusers' DDPM and
+        DDIM configs say ``True``, which would change every sampler run on this
+        denoiser); default off.
+    timestep_scale : float, optional
+        Flow-matching models only: the network receives ``t · timestep_scale``. Default:
+        the config's ``num_train_timesteps`` (SD3-style, as diffusers' flow schedulers
+        feed ``1000 t``), except 1 for Flux's transformers (``FluxTransformer2DModel``
+        and ``Flux2Transformer2DModel``), which their pipelines feed ``t`` itself. Other
+        transformers whose pipelines divide the timestep by 1000 (e.g. Chroma, QwenImage,
+        AuraFlow) need ``timestep_scale=1.0``.
+    **model_kwargs
+        Keyword arguments for every model call (e.g. ``encoder_hidden_states``, SDXL's
+        ``added_cond_kwargs``, SD3's ``pooled_projections``, Flux's ``img_ids``,
+        ``txt_ids`` and ``guidance``). Conditioning that differs between the conditional
+        and unconditional branch belongs in :func:`~toymanifold.images.classifier_free_guidance`'s
+        ``cond``/``uncond`` instead.
 
     Examples
     --------
@@ -180,27 +246,30 @@ def from_diffusers(
     >>> x = tm.gradient_estimation(den, sigmas, x_N)                       # doctest: +SKIP
     """
     require("diffusers", "from_diffusers")
-    abar = alphas_cumprod_from_config(scheduler_config)
-    shape = _unet_sample_shape(unet)
-    out_channels = unet.config.get("out_channels", shape[0]) if hasattr(unet.config, "get") else shape[0]
-    if out_channels is not None and int(out_channels) != shape[0]:
-        raise ValueError(
-            f"unet has in_channels={shape[0]} but out_channels={out_channels}: an ε-prediction UNet returns "
-            "one value per input channel (learned-variance outputs are not supported)"
-        )
+    cfg = scheduler_config_dict(scheduler_config)
+    net = DiffusersModel(model, model_kwargs)
     if data_shape is not None:
         ds = tuple(int(v) for v in as_tensor(list(data_shape), "data_shape").tolist())
-        if len(ds) != 3:
-            raise ValueError(f"data_shape must be (C, H, W), got {ds}")
-        if ds[0] != shape[0]:
-            raise ValueError(f"data has {ds[0]} channels but the UNet has in_channels={shape[0]}")
-        if ds[1:] != shape[1:]:
-            raise ValueError(f"data images are {ds[1]}x{ds[2]} but the UNet's sample_size is {shape[1]}x{shape[2]}")
-    return DiffusersUNetDenoiser(
-        unet,
-        abar,
-        timestep=timestep,
-        model_kwargs=model_kwargs,
+        net.check_shape((1, *ds), "data_shape (with a batch dimension)")
+    if is_flow_matching_config(scheduler_config):
+        if cfg.get("invert_sigmas"):
+            raise ValueError("scheduler_config has invert_sigmas=True: its t runs the other way; not supported")
+        if timestep != "interpolate" or clip_sample:
+            raise ValueError("timestep and clip_sample apply to discrete-time models; this is a flow-matching config")
+        if timestep_scale is None:
+            flux = type(model).__name__ in ("FluxTransformer2DModel", "Flux2Transformer2DModel")
+            timestep_scale = 1.0 if flux else float(cfg.get("num_train_timesteps", 1000))
+        return FlowMatchModel(net, timestep_scale=timestep_scale)
+    if timestep_scale is not None:
+        raise ValueError("timestep_scale applies to flow-matching models; this is a discrete-time config")
+    prediction = cfg.get("prediction_type", "epsilon")
+    if prediction not in PREDICTION_TYPES:
+        raise ValueError(f"scheduler_config has prediction_type={prediction!r}; expected one of {PREDICTION_TYPES}")
+    return DiscreteTimeModel(
+        net,
+        alphas_cumprod_from_config(scheduler_config),
+        prediction,
+        timestep,
         clip_sample=clip_sample,
         clip_sample_range=clip_sample_range,
     )

@@ -1,25 +1,34 @@
-"""Discrete-time ε-prediction models as σ-space denoisers (THEORY §1, §5).
+"""Discrete-time (VP) models as σ-space denoisers (THEORY §1, §5, §7).
 
-A DDPM-style model predicts the noise of ``z_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε`` from
-``(z_t, t)`` with an integer timestep ``t = 0 … T − 1``. THEORY §1 maps it to the
-σ-parameterization: ``x = z/√ᾱ_t`` and ``σ_t = √((1 − ᾱ_t)/ᾱ_t)``, so that
-``x = x0 + σ_t ε`` with the *same* ε. Evaluating the model at a noise level ``σ``
-therefore means: feed ``z = x/√(1 + σ²)`` (because ``ᾱ = 1/(1 + σ²)``) and a
-timestep whose ``σ_t`` matches ``σ``; the model output is ε unchanged.
+A DDPM-style model sees ``z_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε`` and an integer timestep
+``t = 0 … T − 1``. THEORY §1 maps it to the σ-parameterization: ``x = z/√ᾱ_t`` and
+``σ_t = √((1 − ᾱ_t)/ᾱ_t)``, so that ``x = x0 + σ_t ε`` with the *same* ε. Evaluating
+the model at a noise level ``σ`` therefore means: feed ``z = x/√(1 + σ²)`` (because
+``ᾱ = 1/(1 + σ²)``) and a timestep whose ``σ_t`` matches ``σ``; an ε-prediction output
+is ε unchanged, an x0- or v-prediction output is converted by THEORY §7
+(:func:`toymanifold.images.parameterizations.eps_from_vp_output`).
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
 
-from ..denoisers.base import Denoiser
+from ..denoisers.base import Denoiser, check_output
 from ..validation import as_tensor, check_positive, check_sigma
+from .parameterizations import PREDICTION_TYPES, eps_from_vp_output, vp_input_scale
 
-__all__ = ["TIMESTEP_RULES", "DiscreteTimeEpsModel", "sigmas_from_alphas_cumprod", "validate_alphas_cumprod"]
+__all__ = [
+    "TIMESTEP_RULES",
+    "DiscreteTimeEpsModel",
+    "DiscreteTimeModel",
+    "sigmas_from_alphas_cumprod",
+    "validate_alphas_cumprod",
+]
 
-#: The σ → timestep rules understood by :class:`DiscreteTimeEpsModel`.
+#: The σ → timestep rules understood by :class:`DiscreteTimeModel`.
 TIMESTEP_RULES = ("interpolate", "nearest", "paper")
 
 
@@ -62,26 +71,75 @@ def _model_dtype_device(model: Any) -> tuple[torch.dtype | None, torch.device | 
     return None, None
 
 
-class DiscreteTimeEpsModel(Denoiser):
-    """A discrete-time ε-prediction model ``model(z, t)`` as a σ-space denoiser (THEORY §1).
+def model_output(out: Any, x: torch.Tensor, what: str) -> torch.Tensor:
+    """The tensor a network returned (itself, ``.sample`` or a tuple's first entry), checked to be shaped like ``x``."""
+    if hasattr(out, "sample"):
+        out = out.sample
+    elif isinstance(out, (tuple, list)):
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"model must return a tensor (or .sample / a tuple of one), got {type(out).__name__}")
+    if out.shape != x.shape:
+        raise ValueError(
+            f"model returned shape {tuple(out.shape)} for input of shape {tuple(x.shape)}; "
+            f"{what} must return the shape of its input"
+        )
+    return out.to(x.dtype)
+
+
+def sigma_batch(sigma: Any, x: torch.Tensor) -> torch.Tensor:
+    """σ per sample as a float64 ``(B,)`` tensor on ``x``'s device (after :func:`check_sigma` validated it)."""
+    if isinstance(sigma, numbers.Real):
+        return torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
+    # a tensor, array or list of B values (as check_sigma accepts), kept in float64
+    s = as_tensor(sigma, "sigma", dtype=torch.float64).detach()
+    return s.to(x.device).reshape(-1).expand(x.shape[0])
+
+
+def model_name(model: Any) -> str:
+    """The class name of a network (of the module inside a diffusers adapter), for ``repr``."""
+    return type(getattr(model, "module", model)).__name__
+
+
+def check_model_device(model: Any, x: torch.Tensor) -> torch.dtype | None:
+    """The model's parameter dtype (None without parameters); raises if ``x`` is on another device."""
+    m_dtype, m_device = _model_dtype_device(model)
+    if m_device is not None and x.device != m_device:
+        raise ValueError(
+            f"x is on device {x.device} but the model's parameters are on {m_device}; "
+            "move x (and the sampler's starting point) to the model's device"
+        )
+    return m_dtype
+
+
+class DiscreteTimeModel(Denoiser):
+    """A discrete-time (VP) network ``model(z, t)`` as a σ-space denoiser (THEORY §1, §7).
 
     ``denoiser(x, sigma)`` feeds the model ``z = x/√(1 + σ²)`` and the timestep
-    ``t(σ)`` chosen by ``timestep`` (below), and returns the model's ε. Because
+    ``t(σ)`` chosen by ``timestep`` (below), and turns its output ``o`` into ε by
+    THEORY §7 (:func:`~toymanifold.images.parameterizations.eps_from_vp_output`):
+    ``ε = o`` (ε-prediction), ``ε = (x − o)/σ`` (x0-prediction, ``"sample"``),
+    ``ε = √ᾱ o + √(1 − ᾱ) z`` (v-prediction, ``v = √ᾱ ε − √(1 − ᾱ) x0``). Because
     ``x = z/√ᾱ`` and ``ε`` is the same noise in both parameterizations (THEORY §1),
     every σ-space sampler (``tm.ddim``, ``tm.gradient_estimation``, ...) runs on the
     model unchanged.
 
+    ``denoiser(x, sigma, cond)`` passes conditioning on: the model is called as
+    ``model(z, t, cond)`` (see :func:`toymanifold.images.classifier_free_guidance`).
+
     Parameters
     ----------
     model : callable
-        ``model(z, t)`` with ``z`` of shape ``(B, *shape)`` and ``t`` a ``(B,)``
-        tensor; returns ε of the shape of ``z``, a tuple whose first entry is ε, or an
-        object with a ``.sample`` attribute (diffusers' ``UNet2DModel`` output). The
-        model is never moved or cast: inputs go to its device and dtype (of its first
-        floating parameter, if it has parameters) and ``x`` must already be on that
-        device; ε comes back in ``x``'s dtype.
+        ``model(z, t)`` (or ``model(z, t, cond)``) with ``z`` of shape ``(B, *shape)``
+        and ``t`` a ``(B,)`` tensor; returns its prediction of the shape of ``z``, a
+        tuple whose first entry is it, or an object with a ``.sample`` attribute
+        (diffusers' model outputs). The model is never moved or cast: inputs go to its
+        device and dtype (of its first floating parameter, if it has parameters) and
+        ``x`` must already be on that device; ε comes back in ``x``'s dtype.
     alphas_cumprod : array-like, shape (T,)
         ``ᾱ_t`` for ``t = 0 … T − 1``: 1-D, in (0, 1], strictly decreasing.
+    prediction : {"epsilon", "sample", "v_prediction"}
+        What the network predicts (diffusers' ``prediction_type``).
     timestep : {"interpolate", "nearest", "paper"}
         How ``σ`` becomes a timestep, with ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)`` increasing in t:
 
@@ -106,7 +164,7 @@ class DiscreteTimeEpsModel(Denoiser):
         clip_sample_range]`` and return ``ε = (x − x̂0)/σ`` of the clipped ``x̂0``: the
         σ-space form of diffusers' ``clip_sample`` as the paper's scheduler and
         :class:`toymanifold.images.GradientEstimationScheduler` apply it (to ε, before
-        ``γ`` combines outputs). Default ``False``: ε as the model returns it.
+        ``γ`` combines outputs). Default ``False``: ε as the model gives it.
     clip_sample_range : float
         The clipping bound (1 for data in [−1, 1]).
 
@@ -114,8 +172,8 @@ class DiscreteTimeEpsModel(Denoiser):
     --------
     >>> import torch, toymanifold as tm
     >>> abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
-    >>> model = lambda z, t: torch.zeros_like(z)
-    >>> den = tm.images.DiscreteTimeEpsModel(model, abar)
+    >>> model = lambda z, t: torch.zeros_like(z)  # a v-prediction network
+    >>> den = tm.images.DiscreteTimeModel(model, abar, prediction="v_prediction")
     >>> den(torch.ones(2, 1, 4, 4), 1.0).shape
     torch.Size([2, 1, 4, 4])
     """
@@ -126,6 +184,7 @@ class DiscreteTimeEpsModel(Denoiser):
         self,
         model: Any,
         alphas_cumprod: Any,
+        prediction: str = "epsilon",
         timestep: str = "interpolate",
         *,
         clip_sample: bool = False,
@@ -133,11 +192,14 @@ class DiscreteTimeEpsModel(Denoiser):
     ) -> None:
         if not callable(model):
             raise TypeError(f"model must be callable as model(z, t), got {type(model).__name__}")
+        if prediction not in PREDICTION_TYPES:
+            raise ValueError(f"prediction must be one of {PREDICTION_TYPES}, got {prediction!r}")
         if timestep not in TIMESTEP_RULES:
             raise ValueError(f"timestep must be one of {TIMESTEP_RULES}, got {timestep!r}")
         if not isinstance(clip_sample, bool):
             raise TypeError(f"clip_sample must be a bool, got {type(clip_sample).__name__}")
         self.model = model
+        self.prediction = prediction
         self.timestep = timestep
         self.clip_sample = clip_sample
         self.clip_sample_range = check_positive(clip_sample_range, "clip_sample_range")
@@ -211,63 +273,78 @@ class DiscreteTimeEpsModel(Denoiser):
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def __call__(self, x, sigma) -> torch.Tensor:
-        """ε at ``(x, σ)``: ``model(x/√(1 + σ²), t(σ))`` (THEORY §1), shape/dtype of ``x``."""
+    def __call__(self, x, sigma, cond: Any = None) -> torch.Tensor:
+        """ε at ``(x, σ)`` from ``model(x/√(1 + σ²), t(σ)[, cond])`` (THEORY §1, §7), shape/dtype of ``x``."""
         x = as_tensor(x, "x")
         if x.ndim < 2:
             raise ValueError(f"x must have shape (B, *shape), got shape {tuple(x.shape)}")
         s = check_sigma(sigma, x)  # (B, 1, ..., 1), x's dtype and device
-        if isinstance(sigma, torch.Tensor):
-            s64 = sigma.detach().to(torch.float64).reshape(-1).expand(x.shape[0])
-        else:
-            s64 = torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
-        return self._evaluate(x, s, s64)
+        if x.shape[0] == 0:
+            return torch.empty_like(x)
+        return self._evaluate(x, s, sigma_batch(sigma, x), cond)
 
     def _eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         # Flat-batch entry point of the Denoiser interface; __call__ keeps the image shape.
-        return self._evaluate(x, sigma, sigma.detach().to(torch.float64).reshape(-1))
+        return self._evaluate(x, sigma, sigma.detach().to(torch.float64).reshape(-1), None)
 
-    def _evaluate(self, x: torch.Tensor, s: torch.Tensor, s64: torch.Tensor) -> torch.Tensor:
-        m_dtype, m_device = _model_dtype_device(self._model_for_dtype())
-        if m_device is not None and x.device != m_device:
-            raise ValueError(
-                f"x is on device {x.device} but the model's parameters are on {m_device}; "
-                "move x (and the sampler's starting point) to the model's device"
-            )
+    def _evaluate(self, x: torch.Tensor, s: torch.Tensor, s64: torch.Tensor, cond: Any) -> torch.Tensor:
+        m_dtype = check_model_device(self.model, x)
         s64 = s64.to(x.device)
-        # 1/√(1 + σ²) = √ᾱ computed in float64, then one multiplication in x's dtype
-        scale = torch.rsqrt(1.0 + s64 * s64).to(x.dtype).reshape(s.shape)
-        z = x * scale
+        # √ᾱ = 1/√(1 + σ²) computed in float64, then one multiplication in x's dtype
+        z = x * vp_input_scale(s64).to(x.dtype).reshape(s.shape)
         t = self.sigma_to_t(s64)
-        if m_dtype is not None:
-            z = z.to(m_dtype)
+        z_in = z if m_dtype is None else z.to(m_dtype)
         if self.timestep == "interpolate":
             t = t.to(torch.float32)
-        out = self.model(z, t)
-        if hasattr(out, "sample"):
-            out = out.sample
-        elif isinstance(out, (tuple, list)):
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"model must return a tensor (or .sample / a tuple of one), got {type(out).__name__}")
-        if out.shape != x.shape:
-            raise ValueError(
-                f"model returned shape {tuple(out.shape)} for input of shape {tuple(x.shape)}; "
-                "an ε-prediction model must return the shape of its input"
-            )
-        eps = out.to(x.dtype)
+        out = self.model(z_in, t) if cond is None else self.model(z_in, t, cond)
+        what = "an ε-prediction model" if self.prediction == "epsilon" else f"a {self.prediction!r} model"
+        eps = eps_from_vp_output(self.prediction, model_output(out, x, what), x, s64)
         if self.clip_sample:
             r = self.clip_sample_range
             eps = (x - (x - s * eps).clamp(-r, r)) / s
+        check_output(eps, self, s64)
         return eps
 
-    def _model_for_dtype(self) -> Any:
-        """The object whose parameters give the model's dtype and device."""
-        return self.model
-
     def __repr__(self) -> str:
+        pred = "" if type(self) is DiscreteTimeEpsModel else f", prediction={self.prediction!r}"
         clip = f", clip_sample_range={self.clip_sample_range:g}" if self.clip_sample else ""
         return (
-            f"DiscreteTimeEpsModel(model={type(self.model).__name__}, T={self.num_train_timesteps}, "
+            f"{type(self).__name__}(model={model_name(self.model)}, T={self.num_train_timesteps}{pred}, "
             f"sigma_range=[{self.sigma_min:.4g}, {self.sigma_max:.4g}], timestep={self.timestep!r}{clip})"
+        )
+
+
+class DiscreteTimeEpsModel(DiscreteTimeModel):
+    """A discrete-time ε-prediction model ``model(z, t)`` as a σ-space denoiser (THEORY §1).
+
+    :class:`DiscreteTimeModel` with ``prediction="epsilon"``: ``denoiser(x, sigma)``
+    returns ``model(x/√(1 + σ²), t(σ))`` unchanged. ``timestep``, ``clip_sample`` and
+    ``clip_sample_range`` are those of :class:`DiscreteTimeModel`.
+
+    Examples
+    --------
+    >>> import torch, toymanifold as tm
+    >>> abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
+    >>> model = lambda z, t: torch.zeros_like(z)
+    >>> den = tm.images.DiscreteTimeEpsModel(model, abar)
+    >>> den(torch.ones(2, 1, 4, 4), 1.0).shape
+    torch.Size([2, 1, 4, 4])
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        alphas_cumprod: Any,
+        timestep: str = "interpolate",
+        *,
+        clip_sample: bool = False,
+        clip_sample_range: float = 1.0,
+    ) -> None:
+        super().__init__(
+            model,
+            alphas_cumprod,
+            "epsilon",
+            timestep,
+            clip_sample=clip_sample,
+            clip_sample_range=clip_sample_range,
         )

@@ -1,8 +1,11 @@
-"""A diffusers scheduler for the gradient-estimation sampler (THEORY §5).
+"""diffusers schedulers for the gradient-estimation sampler (THEORY §5, §7).
 
 ``pipe.scheduler = GradientEstimationScheduler.from_config(pipe.scheduler.config)``
-turns a DDPM, DDIM, PNDM or Stable-Diffusion pipeline into a gradient-estimation
-sampler with the paper's schedule (:func:`toymanifold.schedules.paper_timesteps`).
+turns a DDPM, DDIM, PNDM, Stable Diffusion (1.x/2.x, ε or v) or SDXL pipeline into a
+gradient-estimation sampler with the paper's schedule
+(:func:`toymanifold.schedules.paper_timesteps`);
+``pipe.scheduler = FlowMatchGradientEstimationScheduler.from_config(pipe.scheduler.config)``
+does the same for flow-matching pipelines (SD3, Flux) on a log-linear σ schedule.
 Needs the optional ``images`` extra.
 """
 
@@ -25,10 +28,22 @@ from diffusers.utils import BaseOutput  # noqa: E402
 from diffusers.utils.torch_utils import randn_tensor  # noqa: E402
 
 from ..samplers import sample_step  # noqa: E402
-from ..schedules import paper_timesteps  # noqa: E402
+from ..schedules import loglinear, paper_timesteps  # noqa: E402
 from .adapters import alphas_cumprod_from_config  # noqa: E402
+from .parameterizations import (  # noqa: E402
+    PREDICTION_TYPES,
+    eps_from_velocity,
+    eps_from_vp_output,
+    flow_input_scale,
+    flow_t_from_sigma,
+    shift_sigmas,
+)
 
-__all__ = ["GradientEstimationScheduler", "GradientEstimationSchedulerOutput"]
+__all__ = [
+    "FlowMatchGradientEstimationScheduler",
+    "GradientEstimationScheduler",
+    "GradientEstimationSchedulerOutput",
+]
 
 TIMESTEP_SCHEDULES = ("paper", "linspace")
 
@@ -40,15 +55,58 @@ _NOT_INHERITED = ("clip_sample", "clip_sample_range")
 class GradientEstimationSchedulerOutput(BaseOutput):
     """Output of :meth:`GradientEstimationScheduler.step`.
 
-    ``prev_sample``: ``z_{t−1}`` (the pipeline's next model input);
-    ``pred_original_sample``: ``x̂0 = x_t − σ_t ε̄_t`` (data space, THEORY §1).
+    ``prev_sample``: the pipeline's next model input (``z_{t−1}``, or the flow's
+    ``x_{t'}``); ``pred_original_sample``: ``x̂0 = x − σ ε̄`` (data space, THEORY §1).
     """
 
     prev_sample: torch.Tensor
     pred_original_sample: torch.Tensor | None = None
 
 
-class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
+class _GEStepping:
+    """What both schedulers' ``step`` shares: find the step of a timestep, take steps in order,
+    keep the previous step's ε (THEORY §5's ``ε_{t+1}``), and return diffusers' output."""
+
+    timesteps: torch.Tensor | None
+    _index: dict
+    _eps_prev: torch.Tensor | None
+    _last: int | None
+
+    def _start_schedule(self, keys: list) -> None:
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._eps_prev = None
+        self._last = None
+
+    def _step_index(self, t: Any, model_output: torch.Tensor, sample: torch.Tensor) -> int:
+        if self.timesteps is None:
+            raise ValueError("call set_timesteps(num_inference_steps) before step()")
+        if t not in self._index:
+            raise ValueError(f"timestep {t} is not in this schedule's timesteps {self.timesteps.tolist()}")
+        i = self._index[t]
+        if i == 0:
+            self._eps_prev = None
+        elif self._last != i - 1:
+            raise ValueError(f"steps must be taken in order: got timestep {t} (step {i}) after step {self._last}")
+        if model_output.shape != sample.shape:
+            raise ValueError(f"model_output has shape {tuple(model_output.shape)}, sample {tuple(sample.shape)}")
+        return i
+
+    def _finish_step(self, i: int, eps: torch.Tensor, prev: torch.Tensor, x0_hat: torch.Tensor, return_dict: bool):
+        self._eps_prev = eps
+        self._last = i
+        if not return_dict:
+            return (prev,)
+        return GradientEstimationSchedulerOutput(prev_sample=prev, pred_original_sample=x0_hat)
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
+        """Identity: the model takes the sample as the pipeline holds it (``z`` or the flow's ``x_t``)."""
+        return sample
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+
+class GradientEstimationScheduler(_GEStepping, SchedulerMixin, ConfigMixin):
     """The gradient-estimation sampler of THEORY §5 as a diffusers scheduler.
 
     The pipeline works in the z-space of discrete-time models
@@ -73,8 +131,10 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
     -------------------
     num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas, rescale_betas_zero_snr
         The model's betas, as in diffusers' DDPM/DDIM schedulers.
-    prediction_type : "epsilon"
-        Only ε-prediction models are supported.
+    prediction_type : {"epsilon", "v_prediction", "sample"}
+        What the model predicts; :meth:`step` turns its output into the σ-space ε by
+        THEORY §7 (:func:`toymanifold.images.parameterizations.eps_from_vp_output`), so
+        v-prediction checkpoints (Stable Diffusion 2.x at 768 px) run the same update.
     gamma : float
         γ of THEORY §5 (2 = gradient estimation, 1 = DDIM). The paper's CelebA table
         uses 2.0 at 5–10 steps, 2.4 at 20 and 2.8 at 50.
@@ -139,6 +199,8 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
             raise TypeError(f"clip_sample must be a bool, got {type(clip_sample).__name__}")
         if not (isinstance(clip_sample_range, (int, float)) and clip_sample_range > 0):
             raise ValueError(f"clip_sample_range must be > 0, got {clip_sample_range!r}")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
         cfg = {
             "num_train_timesteps": num_train_timesteps,
             "beta_start": beta_start,
@@ -193,13 +255,7 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         self._timesteps_full = ts
         self.sigmas = self.train_sigmas[ts]
         self.timesteps = ts[:-1].to(device)
-        self._index = {int(t): i for i, t in enumerate(ts[:-1].tolist())}
-        self._eps_prev = None
-        self._last = None
-
-    def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
-        """Identity: the UNet takes ``z`` as the pipeline holds it."""
-        return sample
+        self._start_schedule([int(t) for t in ts[:-1].tolist()])
 
     # -- update -----------------------------------------------------------------------
 
@@ -212,23 +268,16 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         return_dict: bool = True,
         **kwargs,
     ) -> GradientEstimationSchedulerOutput | tuple:
-        """One update of THEORY §5 from ``z_t`` (``sample``) and ``ε_t`` (``model_output``)."""
-        if self.timesteps is None:
-            raise ValueError("call set_timesteps(num_inference_steps) before step()")
-        t = int(timestep)
-        if t not in self._index:
-            raise ValueError(f"timestep {t} is not in this schedule's timesteps {self.timesteps.tolist()}")
-        i = self._index[t]
-        if i == 0:
-            self._eps_prev = None
-        elif self._last != i - 1:
-            raise ValueError(f"steps must be taken in order: got timestep {t} (step {i}) after step {self._last}")
-        if model_output.shape != sample.shape:
-            raise ValueError(f"model_output has shape {tuple(model_output.shape)}, sample {tuple(sample.shape)}")
+        """One update of THEORY §5 from ``z_t`` (``sample``) and the model's output at it.
+
+        ``model_output`` is ε, v or x0 as the config's ``prediction_type`` says; it
+        becomes the σ-space ε by THEORY §7 before the update.
+        """
+        i = self._step_index(int(timestep), model_output, sample)
         gamma, mu = float(self.config.gamma), float(self.config.mu)
         s, s_prev = float(self.sigmas[i]), float(self.sigmas[i + 1])
-        eps = model_output
         x = sample * math.sqrt(1.0 + s * s)
+        eps = eps_from_vp_output(self.config.prediction_type, model_output, x, s)
         if self.config.clip_sample:
             r = float(self.config.clip_sample_range)
             eps = (x - (x - s * eps).clamp(-r, r)) / s
@@ -242,11 +291,7 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         x_prev, eps_bar = sample_step(x, eps, s, s_prev, eps_prev=self._eps_prev, gamma=gamma, mu=mu, noise=noise)
         x0_hat = x - s * eps_bar
         prev = x_prev / math.sqrt(1.0 + s_prev * s_prev)
-        self._eps_prev = eps
-        self._last = i
-        if not return_dict:
-            return (prev,)
-        return GradientEstimationSchedulerOutput(prev_sample=prev, pred_original_sample=x0_hat)
+        return self._finish_step(i, eps, prev, x0_hat, return_dict)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """``z_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε`` (for img2img-style pipelines)."""
@@ -254,5 +299,185 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         a = a.to(original_samples.dtype).reshape(-1, *([1] * (original_samples.ndim - 1)))
         return a.sqrt() * original_samples + (1.0 - a).sqrt() * noise
 
-    def __len__(self) -> int:
-        return self.config.num_train_timesteps
+
+class FlowMatchGradientEstimationScheduler(_GEStepping, SchedulerMixin, ConfigMixin):
+    """The gradient-estimation sampler of THEORY §5 for flow-matching pipelines (SD3, Flux).
+
+    A drop-in for diffusers' ``FlowMatchEulerDiscreteScheduler``:
+    ``pipe.scheduler = FlowMatchGradientEstimationScheduler.from_config(pipe.scheduler.config)``.
+    The pipeline holds the flow's ``x_t = (1 − t) x0 + t ε`` and its model predicts
+    ``v = ε − x0``. Each :meth:`step` converts to σ-space by THEORY §7 (``σ = t/(1 − t)``,
+    ``x = x_t (1 + σ)``, ``ε = x_t + (1 − t) v``), makes the update of THEORY §5
+    (``ε̄ = γ ε_t + (1 − γ) ε_{t+1}``, ``x_{t−1} = x_t − (σ_t − σ_{t−1}) ε̄``; deterministic,
+    μ = 0) and returns ``x_{t'} = x_{t−1}/(1 + σ_{t−1})``. With ``gamma=1`` this is the
+    flow's Euler method, i.e. ``FlowMatchEulerDiscreteScheduler``'s step, on this
+    scheduler's σ.
+
+    The schedule: ``N`` sigmas log-linear from ``sigma_max`` to ``sigma_min`` (the
+    paper's log-linear spacing, THEORY §5), multiplied by the shift ``s`` (a timestep
+    shift ``t' = s t/(1 + (s − 1) t)`` is exactly ``σ' = s σ``, THEORY §7), then a
+    final ``σ = 0`` reached without a model call, as diffusers' flow schedulers end at
+    ``t = 0``. ``s`` is the config's ``shift``, or with ``use_dynamic_shifting`` the
+    resolution-dependent ``e^μ`` (``time_shift_type="exponential"``) or ``μ``
+    (``"linear"``) from the ``mu`` the pipeline passes to :meth:`set_timesteps`.
+
+    ``sigmas`` holds these σ (float64, ``N + 1`` entries, ending in 0) — the σ of
+    THEORY, not the flow times ``t`` that diffusers' flow schedulers call ``sigmas`` —
+    and ``timesteps`` the model's timesteps ``1000 t`` (float32). The result equals
+    ``tm.gradient_estimation(tm.images.from_diffusers(transformer, config), scheduler.sigmas,
+    (1 + σ_N) ξ)`` (the pipeline starts at ``x_t = ξ``, i.e. ``x_N = (1 + σ_N) ξ``, not
+    ``σ_N ξ``: a relative difference ``1/σ_N``).
+
+    Parameters (config)
+    -------------------
+    num_train_timesteps : int
+        The model's timesteps are ``t · num_train_timesteps``.
+    shift, use_dynamic_shifting, base_shift, max_shift, base_image_seq_len, max_image_seq_len, time_shift_type
+        As in ``FlowMatchEulerDiscreteScheduler`` (taken over by :meth:`from_config`;
+        the pipeline computes ``mu`` from the last four).
+    gamma : float > 0
+        γ of THEORY §5: 2 = gradient estimation (the paper's value), 1 = Euler/DDIM.
+    sigma_max, sigma_min : float
+        The unshifted ends of the log-linear schedule: 40 as the paper's CIFAR-10 σ_max
+        (THEORY §5; ``t ≈ 0.976``, or ``0.992`` after SD3's shift 3) and 0.05, the last
+        σ evaluated before the step to 0 (a choice of this scheduler, about the paper's
+        ``σ_end`` at 10 steps).
+    use_flow_sigmas : True
+        Tells Flux-style pipelines that this scheduler builds its own σ (they then call
+        :meth:`set_timesteps` without ``sigmas``); always True.
+
+    Examples
+    --------
+    >>> pipe.scheduler = FlowMatchGradientEstimationScheduler.from_config(pipe.scheduler.config)  # doctest: +SKIP
+    >>> images = pipe(prompt, num_inference_steps=10).images                                     # doctest: +SKIP
+    """
+
+    _compatibles: ClassVar[list[str]] = ["FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler"]
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        shift: float = 1.0,
+        use_dynamic_shifting: bool = False,
+        base_shift: float | None = 0.5,
+        max_shift: float | None = 1.15,
+        base_image_seq_len: int = 256,
+        max_image_seq_len: int = 4096,
+        time_shift_type: str = "exponential",
+        gamma: float = 2.0,
+        sigma_max: float = 40.0,
+        sigma_min: float = 0.05,
+        use_flow_sigmas: bool = True,
+    ) -> None:
+        for name, v in (("gamma", gamma), ("shift", shift), ("sigma_max", sigma_max), ("sigma_min", sigma_min)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if not sigma_min < sigma_max:
+            raise ValueError(f"sigma_min must be < sigma_max, got {sigma_min} and {sigma_max}")
+        if time_shift_type not in ("exponential", "linear"):
+            raise ValueError(f"time_shift_type must be 'exponential' or 'linear', got {time_shift_type!r}")
+        if use_flow_sigmas is not True:
+            raise ValueError("use_flow_sigmas must be True: this scheduler always builds its own sigmas")
+        if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, int) or num_train_timesteps < 1:
+            raise ValueError(f"num_train_timesteps must be a positive integer, got {num_train_timesteps!r}")
+        self.init_noise_sigma = 1.0
+        self.num_inference_steps: int | None = None
+        self.timesteps: torch.Tensor | None = None
+        #: σ of the inference schedule, σ_N … σ_1, 0 (float64, length N + 1)
+        self.sigmas: torch.Tensor | None = None
+        #: the shift s applied by the last set_timesteps (σ' = s σ)
+        self.shift: float | None = None
+        self._index: dict[float, int] = {}
+        self._eps_prev: torch.Tensor | None = None
+        self._last: int | None = None
+        self._begin_index: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Any = None, return_unused_kwargs: bool = False, **kwargs):
+        """diffusers' ``from_config``; refuses configs whose ``t`` runs the other way (``invert_sigmas``)."""
+        cfg = getattr(config, "config", config)
+        if isinstance(cfg, Mapping) and cfg.get("invert_sigmas"):
+            raise ValueError("config has invert_sigmas=True (t runs from 0 to 1 while sampling); not supported")
+        return super().from_config(cfg, return_unused_kwargs=return_unused_kwargs, **kwargs)
+
+    @property
+    def begin_index(self) -> int | None:
+        """Set by :meth:`set_begin_index` (pipelines call it); this scheduler finds steps by timestep."""
+        return self._begin_index
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Accepted for pipeline compatibility; only 0 (sampling from the first step) is supported."""
+        if begin_index != 0:
+            raise ValueError(f"only begin_index=0 is supported (text-to-image), got {begin_index}")
+        self._begin_index = begin_index
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
+        sigmas: Any = None,
+        mu: float | None = None,
+        timesteps: Any = None,
+    ) -> None:
+        """Build the schedule of ``num_inference_steps`` model evaluations (THEORY §5, §7).
+
+        ``mu`` is used with ``use_dynamic_shifting`` (and then required) and ignored
+        otherwise, as ``FlowMatchEulerDiscreteScheduler`` does.
+        """
+        if sigmas is not None or timesteps is not None:
+            raise ValueError(
+                "FlowMatchGradientEstimationScheduler builds its own schedule; pass num_inference_steps only"
+            )
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int):
+            raise TypeError(f"num_inference_steps must be an integer, got {type(num_inference_steps).__name__}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        cfg = self.config
+        if cfg.use_dynamic_shifting:
+            if mu is None:
+                raise ValueError("mu must be passed to set_timesteps when use_dynamic_shifting is True")
+            shift = math.exp(mu) if cfg.time_shift_type == "exponential" else float(mu)
+        else:
+            shift = float(cfg.shift)
+        n = num_inference_steps
+        if n == 1:
+            head = torch.tensor([float(cfg.sigma_max)], dtype=torch.float64)
+        else:
+            head = loglinear(float(cfg.sigma_max), float(cfg.sigma_min), n - 1)
+        sigmas64 = torch.cat([shift_sigmas(head, shift), torch.zeros(1, dtype=torch.float64)])
+        ts = (flow_t_from_sigma(sigmas64[:-1]) * float(cfg.num_train_timesteps)).to(torch.float32)
+        if bool((ts[1:] >= ts[:-1]).any()):
+            raise ValueError(f"{n} steps give repeated float32 timesteps; use fewer steps")
+        self.shift = shift
+        self.num_inference_steps = n
+        self.sigmas = sigmas64
+        self.timesteps = ts.to(device)
+        self._start_schedule([float(t) for t in ts.tolist()])
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: Any,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+        **kwargs,
+    ) -> GradientEstimationSchedulerOutput | tuple:
+        """One update of THEORY §5 from the flow's ``x_t`` (``sample``) and velocity ``v`` (``model_output``).
+
+        Computed in float32 at least (as ``FlowMatchEulerDiscreteScheduler`` does);
+        returned in ``sample``'s dtype.
+        """
+        t = float(timestep.reshape(-1)[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
+        i = self._step_index(t, model_output, sample)
+        work = torch.promote_types(sample.dtype, torch.float32)
+        x_t, v = sample.to(work), model_output.to(work)
+        s, s_prev = float(self.sigmas[i]), float(self.sigmas[i + 1])
+        x = x_t * (1.0 + s)
+        eps = eps_from_velocity(v, x_t, s)
+        x_prev, eps_bar = sample_step(x, eps, s, s_prev, eps_prev=self._eps_prev, gamma=float(self.config.gamma))
+        prev = x_prev * flow_input_scale(s_prev)
+        x0_hat = x - s * eps_bar
+        return self._finish_step(i, eps, prev.to(sample.dtype), x0_hat.to(sample.dtype), return_dict)
