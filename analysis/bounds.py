@@ -1,4 +1,6 @@
-"""Theorem 1 and its corollaries as computable bounds; Lemma 1 checked on trajectories (THEORY §3).
+"""Theorem 1 and its corollaries as computable bounds (THEORY §3).
+
+Lemma 1 checked along trajectories is :mod:`analysis.trajectory_check`.
 
 Index conventions. THEORY numbers a schedule ``σ_N > … > σ_0`` from the top; the
 toolkit stores schedules in *sampler order*, ``sigmas[i] = σ_{N−i}`` (``sigmas[0] = σ_N``
@@ -11,13 +13,12 @@ to ``σ_{N−i}``, entry ``i`` of an ``(N,)`` array to the step from ``sigmas[i]
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from toymanifold.validation import (
-    as_manifold,
     as_tensor,
     check_eta,
     check_int,
@@ -26,16 +27,13 @@ from toymanifold.validation import (
     check_schedule,
 )
 
-from ._common import dataclass_to_dict, trajectory_iterates
+from ._common import dataclass_to_dict
 
 __all__ = [
     "InitialDistanceBounds",
-    "Lemma1Violation",
     "LogLinearGuarantee",
     "SuggestedSchedule",
     "Theorem1Bounds",
-    "TrajectoryCheck",
-    "check_trajectory",
     "corollary1_bound",
     "corollary2_loglinear",
     "corollary3_initial_distance",
@@ -117,6 +115,44 @@ class Theorem1Bounds:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (lists of floats, NaN/inf → ``None``)."""
         return dataclass_to_dict(self)
+
+    def smallest_nu(self) -> torch.Tensor:
+        """The smallest ``ν`` for which Theorem 1's conditions hold at this ``r_N`` (like r_N).
+
+        ``max(r_N, 1/r_N, r_N U_0, 1/(r_N L_0))`` (``L_1, U_1`` when ``σ_0 = 0``): the initial
+        admissibility and the two conditions at ``t = 0`` rearranged for ``ν``; ``inf`` where
+        no ``ν`` works (the step condition fails, or ``L_0 ≤ 0``).
+        """
+        last = -2 if self.final_step_to_zero else -1
+        L0, U0, r = float(self.L[last]), float(self.U[last]), self.r_N
+        if not self.step_condition or L0 <= 0.0:
+            return torch.full_like(r, math.inf)
+        return torch.maximum(torch.maximum(r, 1.0 / r), torch.maximum(r * U0, 1.0 / (r * L0)))
+
+    def conditions(self) -> dict[str, Any]:
+        """Which of Theorem 1's conditions hold, counted over the runs (JSON-able; THEORY §3).
+
+        ``{"eta", "nu", "runs": number of r_N values, "hold": how many satisfy all conditions,
+        "step_condition": bool, "initial", "lower", "upper": how many satisfy
+        1/ν ≤ r_N ≤ ν, r_N L_0 ≥ 1/ν, r_N U_0 ≤ ν, "smallest_nu": the smallest ν that works
+        for every run (None if none does)}``.
+        """
+
+        def count(ok: torch.Tensor) -> int:
+            return int(ok.reshape(-1).sum())
+
+        nu_min = float(self.smallest_nu().max())
+        return {
+            "eta": self.eta,
+            "nu": self.nu,
+            "runs": self.r_N.numel(),
+            "hold": count(self.conditions_hold),
+            "step_condition": self.step_condition,
+            "initial": count(self.initial_admissible),
+            "lower": count(self.lower_condition),
+            "upper": count(self.upper_condition),
+            "smallest_nu": nu_min if math.isfinite(nu_min) else None,
+        }
 
 
 def theorem1_bounds(sigmas, eta, nu, r_N, dist_N=None, *, ambient_dim: int | None = None) -> Theorem1Bounds:
@@ -436,6 +472,9 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     eta : float in (0, 1)
         Measured relative projection error (e.g. ``eta_nu_curve(...).eta_hat`` at ``nu``).
         ``eta = 0`` is refused: an exact projection tracks on every schedule, so none is widest.
+        ``eta = inf`` (a denoiser that returned NaN/inf at admissible pairs, which
+        ``projection_error`` counts as ``η = inf``) and ``eta = NaN`` (no admissible pair
+        measured) are refused with that reason: no schedule is certified for them.
     nu : float ≥ 1
     n_steps : int ≥ 1
     sigma_min : float > 0, the last noise level ``σ_0`` (Theorem 1 needs ``σ_0 > 0``; a final
@@ -453,6 +492,7 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     >>> s.binding, round(s.sigma_max, 3)
     ('lower', 1.684)
     """
+    _refuse_unmeasured_eta(eta)
     eta = check_eta(eta, "eta")
     if eta == 0:
         raise ValueError(
@@ -479,11 +519,18 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     shrink = 4 * N * 2.0**-52
     for _ in range(100):
         rho = 1.0 + a / eta
-        sigmas = smin * torch.tensor(rho, dtype=_F64) ** torch.arange(N, -1, -1, dtype=_F64)
+        powers, rho_t = torch.arange(N, -1, -1, dtype=_F64), torch.tensor(rho, dtype=_F64)
+        sigmas = smin * rho_t**powers
+        if not bool(torch.isfinite(sigmas).all()):  # ρ^N alone may overflow where σ_min ρ^N does not
+            sigmas = smin * rho_t ** (powers / 2) * rho_t ** (powers / 2)
         if not bool(torch.isfinite(sigmas).all()):
+            # σ_max/σ_min = (1 + a*/η)^N grows as η shrinks (towards ν^{1/η} for many steps):
+            # a smaller η makes it worse; a smaller ν, fewer steps or a smaller σ_min help.
             raise ValueError(
-                f"the widest schedule overflows: sigma_max = sigma_min * {rho}^{N} is not finite; "
-                "use a smaller eta, nu or n_steps"
+                f"the widest schedule overflows float64: sigma_max = sigma_min * {rho:.6g}^{N} is not finite, "
+                f"because eta = {eta:g} is so small that Theorem 1 allows a range of about nu^(1/eta). "
+                "Every log-linear schedule within float64 is then covered: choose sigma_max yourself and "
+                "check it with corollary2_loglinear, or pass a smaller nu, n_steps or sigma_min"
             )
         b = theorem1_bounds(sigmas, eta, nu, r)
         if bool(b.conditions_hold):
@@ -509,165 +556,19 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     )
 
 
-# --------------------------------------------------------------------------------------
-# Lemma 1 on trajectories
-# --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Lemma1Violation:
-    """One failed inequality: ``step`` i (from ``sigmas[i]`` to ``sigmas[i+1]``, THEORY's
-    ``t = N − i``), ``sample`` b, ``kind`` (``"lower"``/``"upper"`` for Lemma 1 with the
-    measured ``e_t``; ``"eta_lower"``/``"eta_upper"`` for its η-form), the measured
-    ``dist_K(x_{t−1})`` (``value``), the ``bound``, and ``excess`` beyond it (> slack)."""
-
-    step: int
-    sample: int
-    kind: str
-    value: float
-    bound: float
-    excess: float
-
-
-@dataclass(frozen=True)
-class TrajectoryCheck:
-    """Lemma 1 (THEORY §3) evaluated at every step of a trajectory, sampler order.
-
-    Fields: ``sigmas`` (N+1,); ``beta`` (N,); ``dist`` (N+1, B) ``d_t = dist_K(x_t)``;
-    ``err`` (N, B) measured ``e_t = ‖x_t − σ_t ε̄_t − p_t‖``; ``ratio`` (N, B) ``e_t/d_t``
-    (NaN where ``d_t = 0``); ``lower``, ``upper`` (N, B) Lemma 1's bounds on ``d_{t−1}``;
-    ``eta_lower``, ``eta_upper`` (N, B) the η-form bounds (``None`` without ``eta``);
-    ``slack`` (N, B) the floating-point allowance used; ``violations`` (list of
-    :class:`Lemma1Violation`); ``ok`` is True when there are none.
-    """
-
-    sigmas: torch.Tensor
-    beta: torch.Tensor
-    dist: torch.Tensor
-    err: torch.Tensor
-    ratio: torch.Tensor
-    lower: torch.Tensor
-    upper: torch.Tensor
-    eta_lower: torch.Tensor | None
-    eta_upper: torch.Tensor | None
-    slack: torch.Tensor
-    violations: list[Lemma1Violation] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclass_to_dict(self)
-        d["ok"] = self.ok
-        return d
-
-
-def _flat_steps(t: torch.Tensor, name: str, lead: int, B: int) -> torch.Tensor:
-    if t.ndim < 2 or t.shape[0] != lead or t.shape[1] != B:
-        raise ValueError(f"traj.{name} must have shape ({lead}, {B}, ...), got {tuple(t.shape)}")
-    return t.reshape(lead, B, -1)
-
-
-def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> TrajectoryCheck:
-    """Check THEORY §3, Lemma 1 at every step of a deterministic first-order trajectory.
-
-    Lemma 1 applies to any update ``x_{t−1} = x_t + (σ_{t−1} − σ_t) ε̄_t``: DDIM
-    (``ε̄ = ε``), and the gradient-estimation sampler with its ``ε̄`` (THEORY §5, ``μ = 0``),
-    with ``x̂ = x_t − σ_t ε̄_t`` in place of ``x̂0``. For each step it measures
-    ``d_t``, ``d_{t−1}`` and ``e_t = ‖x̂ − proj_K(x_t)‖`` with the manifold's exact oracle
-    (in float64) and checks ``(1 − β_t) d_t − β_t e_t ≤ d_{t−1} ≤ (1 − β_t) d_t + β_t e_t``,
-    which holds for *every* closed ``K`` and every denoiser, so a violation means a bug
-    (in the sampler, the oracle or the trajectory record). With ``eta`` it also checks
-    the η-form ``(1 − β_t(1 + η)) d_t ≤ d_{t−1} ≤ (1 − β_t(1 − η)) d_t``, which holds
-    where the denoiser meets ``e_t ≤ η d_t``; a violation there says the denoiser is
-    not an η-approximate projection at that point (see ``ratio``).
-
-    Floating-point allowance. The stored iterate is ``x_{t−1} = fl(x_t + Δσ ε̄)``, i.e.
-    an exact step perturbed by at most a few unit roundoffs of ``‖x_{t−1}‖`` and
-    ``|Δσ| ‖ε̄‖`` (componentwise bounds carry over to norms without a factor of n);
-    measuring ``x̂`` and the distances adds a few roundoffs of ``‖x‖``, ``σ‖ε̄‖`` and
-    ``‖p‖``, the float64 oracle's length-n dot products up to ``n`` float64 roundoffs.
-    So each inequality is tested with the slack
-    ``rtol · (‖x_t‖ + ‖x_{t−1}‖ + σ_t ‖ε̄_t‖ + ‖p_t‖ + ‖p_{t−1}‖)`` with default
-    ``rtol = 8 eps(traj dtype) + n eps(float64)``. A real violation of Lemma 1 is of the
-    size of the terms it bounds, far above this.
-
-    Parameters
-    ----------
-    traj : toymanifold.Trajectory
-        With ``xs`` (N+1, B, *shape), ``eps`` (N, B, *shape), ``eps_bar`` (or None) and
-        ``sigmas`` (N+1,). The step relation is verified (same slack) and a
-        ``ValueError`` names ``traj`` if it fails (e.g. DDPM, whose step adds noise).
-        The peers ``heun``/``dpmpp_2m`` record their effective direction as ``eps_bar``,
-        so they pass, and Lemma 1 holds for them with their effective ``x̂``; only the
-        η-form is then not implied by the denoiser's η.
-    manifold : toymanifold.Manifold
-    eta : float in [0, 1), optional
-    rtol : float, optional; see above.
-
-    Returns
-    -------
-    TrajectoryCheck
-    """
-    as_manifold(manifold)
-    if eta is not None:
-        eta = check_eta(eta, "eta")
-    s, xs_raw = trajectory_iterates(traj, manifold.ambient_dim)
-    N, B, n = xs_raw.shape[0] - 1, xs_raw.shape[1], xs_raw.shape[2]
-    dtype = xs_raw.dtype
-    xs = xs_raw.to(_F64)
-    eb = getattr(traj, "eps_bar", None)
-    eb = traj.eps if eb is None else eb
-    ebar = _flat_steps(as_tensor(eb, "traj.eps_bar"), "eps_bar", N, B).to(_F64)
-    if rtol is None:
-        rtol = 8 * torch.finfo(dtype).eps + n * torch.finfo(_F64).eps
-    rtol = check_positive(rtol, "rtol")
-
-    norm = torch.linalg.vector_norm
-    p, d = manifold.project_with_distance(xs.reshape(-1, n))
-    p = p.reshape(N + 1, B, n)
-    d = d.reshape(N + 1, B)
-    cur, nxt = s[:-1, None], s[1:, None]
-    beta = (1.0 - s[1:] / s[:-1])[:, None]
-    xnorm = norm(xs, dim=-1)
-    enorm = norm(ebar, dim=-1)
-    slack = rtol * (xnorm[:-1] + xnorm[1:] + cur * enorm + norm(p[:-1], dim=-1) + norm(p[1:], dim=-1))
-
-    # The recorded step must be the first-order update Lemma 1 is about.
-    step_err = norm(xs[1:] - xs[:-1] - (nxt - cur)[..., None] * ebar, dim=-1)
-    if bool((step_err > slack).any()):
-        i, b = (int(v) for v in torch.nonzero(step_err > slack)[0])
+def _refuse_unmeasured_eta(eta: Any) -> None:
+    """Say why an infinite or NaN measured ``η̂`` certifies nothing (before ``check_eta``'s generic message)."""
+    try:
+        v = float(eta)
+    except (TypeError, ValueError, RuntimeError):
+        return  # check_eta names the type
+    if math.isinf(v) and v > 0:
         raise ValueError(
-            "traj is not a deterministic first-order trajectory x_{t-1} = x_t + (sigma_{t-1} - sigma_t) eps_bar_t "
-            f"(Lemma 1 needs DDIM or gradient estimation with mu = 0): step {i}, sample {b} is off by "
-            f"{float(step_err[i, b]):.3e} > {float(slack[i, b]):.3e}"
+            "eta = inf: the denoiser returned non-finite outputs (NaN or inf) at admissible pairs, which "
+            "analysis.projection_error counts as eta = inf; Theorem 1 certifies no schedule for it"
         )
-    xhat = xs[:-1] - cur[..., None] * ebar
-    e = norm(xhat - p[:-1], dim=-1)
-    dt, dn = d[:-1], d[1:]
-    lower = (1.0 - beta) * dt - beta * e
-    upper = (1.0 - beta) * dt + beta * e
-    ratio = torch.where(dt > 0, e / torch.where(dt > 0, dt, torch.ones_like(dt)), torch.nan)
-    checks = [("lower", lower - dn), ("upper", dn - upper)]
-    eta_lower = eta_upper = None
-    if eta is not None:
-        eta_lower = (1.0 - beta * (1.0 + eta)) * dt
-        eta_upper = (1.0 - beta * (1.0 - eta)) * dt
-        checks += [("eta_lower", eta_lower - dn), ("eta_upper", dn - eta_upper)]
-    violations = []
-    for kind, excess in checks:
-        bound = {"lower": lower, "upper": upper, "eta_lower": eta_lower, "eta_upper": eta_upper}[kind]
-        for i, b in torch.nonzero(excess > slack).tolist():
-            violations.append(Lemma1Violation(i, b, kind, float(dn[i, b]), float(bound[i, b]), float(excess[i, b])))
-    return TrajectoryCheck(
-        sigmas=s,
-        beta=beta[:, 0],
-        dist=d,
-        err=e,
-        ratio=ratio,
-        lower=lower,
-        upper=upper,
-        eta_lower=eta_lower,
-        eta_upper=eta_upper,
-        slack=slack,
-        violations=violations,
-    )
+    if math.isnan(v):
+        raise ValueError(
+            "eta = NaN: no measured pair was nu-admissible (eta_nu_curve reports NaN there); "
+            "measure at more noise levels before asking for a schedule"
+        )

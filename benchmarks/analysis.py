@@ -1,4 +1,4 @@
-"""Cost of ``analysis.projection_error`` over the denoiser and oracle calls it contains (issue 5).
+"""Cost of ``analysis.projection_error`` over the denoiser and oracle calls it contains.
 
 Measures ``projection_error`` on ``10^6`` pairs (10 noise levels × 10^5 samples) on
 ``Embedded(Sphere(2), 64)`` and, *in the same run*, the time spent inside the calls it

@@ -1,7 +1,7 @@
-"""Denoiser benchmarks (issue 3): trained MLP vs the Bayes floor; finite-set kernel vs the matmul floor.
+"""Denoiser benchmarks: trained MLP vs the Bayes floor; finite-set kernel vs the matmul floor.
 
 Run: ``python benchmarks/denoisers.py [--quick]``. Prints ratios measured side by side
-in one run (DESIGN.md: benchmarks are scripts, not timed unit tests).
+in one run (docs/design.md: benchmarks are scripts, not timed unit tests).
 
 (a) The default ``MLPDenoiser`` trained by ``train_denoiser`` (default settings) on
     ``Embedded(Sphere(2), 64)``; its test loss over the training σ distribution against

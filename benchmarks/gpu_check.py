@@ -85,14 +85,11 @@ def main(argv=None) -> int:
     paper = GradientEstimationScheduler(sigma_max=40.0)
     paper.set_timesteps(10)
     karras = tm.schedules.karras(80.0, 0.01, 10, final_zero=True)
-    runs = {
-        "ddim": (tm.ddim, paper.sigmas, {}),
-        "ddpm": (tm.ddpm, paper.sigmas, {"generator": 1}),
-        "gradient_estimation": (tm.gradient_estimation, paper.sigmas, {"gamma": 2.0}),
-        "heun": (tm.heun, karras, {}),
-        "dpmpp_2m": (tm.dpmpp_2m, karras, {}),
-    }
-    for key, (fn, sig, kw) in runs.items():
+    # Every sampler of the registry: the §5 samplers on the paper's schedule, the peers on Karras's.
+    for key, info in tm.samplers.SAMPLERS.items():
+        fn = info.run
+        sig = karras if key in ("heun", "dpmpp_2m") else paper.sigmas
+        kw = {"generator": 1} if info.stochastic else {}
         x = (float(sig[0]) * xi).to(dev)
         sync(dev)
         t0 = time.perf_counter()

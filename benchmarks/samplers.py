@@ -3,7 +3,7 @@
 For a small 2-D MLP ε-model (B = 4096 points, 50 steps, CPU) every sampler is timed
 against the *model-only* loop: the same number of calls to the same network on a
 batch of the same shape, and nothing else. The ratio is the cost of the sampler's own
-arithmetic and bookkeeping (target ≤ 1.03 for ``tm.ddim``; THEORY §5, issue 4).
+arithmetic and bookkeeping (target ≤ 1.03 for ``tm.ddim``; THEORY §5).
 
 Peers, measured in the same run when importable (they are optional; the script runs
 in either the project's environment or a separate one that has them):
@@ -57,7 +57,7 @@ except ImportError:  # running from a checkout without installing it
     import toymanifold as tm
 
 from toymanifold import schedules
-from toymanifold.samplers import nfe
+from toymanifold.samplers import SAMPLERS, nfe
 
 
 class MLP(torch.nn.Module):
@@ -111,14 +111,12 @@ def build_entries(net: MLP, sigmas: torch.Tensor, x: torch.Tensor):
 
         return run
 
-    entries[f"model only ({n} calls)"] = (n, model_only(n))
-    entries["tm.ddim"] = (n, lambda: tm.ddim(den, sigmas, x))
-    entries["tm.gradient_estimation"] = (n, lambda: tm.gradient_estimation(den, sigmas, x))
-    entries["tm.ddpm"] = (n, lambda: tm.ddpm(den, sigmas, x, generator=0))
-    entries["tm.dpmpp_2m"] = (n, lambda: tm.dpmpp_2m(den, sigmas, x))
-    k_heun = nfe("heun", sigmas)
-    entries[f"model only ({k_heun} calls)"] = (k_heun, model_only(k_heun))
-    entries["tm.heun"] = (k_heun, lambda: tm.heun(den, sigmas, x))
+    # Every sampler of the registry, each after the model-only baseline of its own cost.
+    for info in SAMPLERS.values():
+        k = nfe(info.name, sigmas)
+        entries.setdefault(f"model only ({k} calls)", (k, model_only(k)))
+        kw = {"generator": 0} if info.stochastic else {}
+        entries[f"tm.{info.name}"] = (k, lambda info=info, kw=kw: info.run(den, sigmas, x, **kw))
 
     sd = _optional("smalldiffusion")
     if sd is not None:

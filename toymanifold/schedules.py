@@ -129,9 +129,16 @@ def karras(
     r = check_positive(rho, "rho")
     m = _points(n_steps, final_zero)
     ramp = np.arange(m, dtype=np.float64) / (m - 1)
-    a, b = hi ** (1.0 / r), lo ** (1.0 / r)
-    s = (a + ramp * (b - a)) ** r
+    # The same formula divided by σ_max^{1/ρ}: (lo/hi)^{1/ρ} ∈ (0, 1], so no power overflows
+    # for any ρ, σ_max (σ_max^{1/ρ} alone overflows at σ_max = 1e300, ρ = 0.5).
+    c = (lo / hi) ** (1.0 / r)
+    s = hi * (1.0 + ramp * (c - 1.0)) ** r
     s[0], s[-1] = hi, lo
+    if not bool((s[1:] < s[:-1]).all()):
+        raise ValueError(
+            f"rho = {r} is too extreme for float64 to separate {m} points between sigma_min = {lo} "
+            f"and sigma_max = {hi}: the points collapse; use a moderate rho (EDM: 7)"
+        )
     return _finish(s, final_zero)
 
 

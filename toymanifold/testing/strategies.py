@@ -1,22 +1,4 @@
-"""Public Hypothesis strategies: toy manifolds, points on/near/far from them, schedules.
-
-Users property-test their own denoisers and samplers against the same exact geometry
-the toolkit's own suite uses (THEORY §1, §6). Every strategy builds its tensors from
-Hypothesis-drawn seeds and floats through an explicit ``torch.Generator``, so examples
-shrink well, replay exactly and stay cheap.
-
-Examples
---------
->>> import torch
->>> from hypothesis import given, strategies as st
->>> from toymanifold.testing import manifolds, points_near
->>> @given(data=st.data(), K=manifolds())
-... def test_idempotent(data, K):
-...     x = data.draw(points_near(K))
-...     p = K.project(x)
-...     assert torch.allclose(K.project(p), p)
->>> test_idempotent()
-"""
+"""Hypothesis strategies for toy manifolds, points near them, schedules and perturbed denoisers (THEORY §1, §6)."""
 
 from __future__ import annotations
 
@@ -26,22 +8,8 @@ from collections.abc import Iterable
 import torch
 from hypothesis import strategies as st
 
-from .manifolds import AffineSubspace, Circle, Embedded, FiniteSet, Manifold, Sphere, Spiral, SwissRoll, Torus
+from ..manifolds import AffineSubspace, Circle, Embedded, FiniteSet, Manifold, Sphere, Spiral, SwissRoll, Torus
 
-__all__ = [
-    "FAMILIES",
-    "characteristic_length",
-    "manifolds",
-    "perturbed_denoisers",
-    "points_far",
-    "points_near",
-    "points_on",
-    "schedules",
-    "seeds",
-]
-
-#: Names accepted by ``manifolds(families=...)``; ``"embedded"`` means isometric copies
-#: (:class:`~toymanifold.Embedded`) of the other families in a larger space.
 FAMILIES = ("circle", "sphere", "torus", "affine", "spiral", "swiss_roll", "finite", "embedded")
 
 _BASE_FAMILIES = FAMILIES[:-1]
@@ -150,6 +118,10 @@ def manifolds(
 ) -> st.SearchStrategy[Manifold]:
     """Manifolds of the requested families with ambient dimension in the given range.
 
+    The families' parameters are drawn to keep every family well-conditioned but
+    non-trivial: e.g. tori with ``r/R ∈ [0.05, 0.9]``, spirals with 0.3 to 4 windings
+    starting anywhere in ``θ₀ ∈ [0.5, 3π]``, finite sets of 1 to 40 Gaussian points.
+
     Parameters
     ----------
     families : iterable of str, optional
@@ -158,10 +130,6 @@ def manifolds(
         it is the only name) in up to ``max_ambient_dim`` dimensions.
     min_ambient_dim, max_ambient_dim : int
         Keep manifolds whose ``ambient_dim`` lies in this range.
-
-    Parameters are drawn to keep every family well-conditioned but non-trivial: e.g.
-    tori with ``r/R ∈ [0.05, 0.9]``, spirals with 0.3 to 4 windings starting anywhere in
-    ``θ₀ ∈ [0.5, 3π]``, finite sets of 1 to 40 Gaussian points.
     """
     names = tuple(FAMILIES if families is None else families)
     unknown = [f for f in names if f not in FAMILIES]
@@ -320,7 +288,7 @@ def perturbed_denoisers(draw, manifold: Manifold, *, max_eta: float = 0.9, modes
     The denoised estimate is the nearest point plus an error of norm exactly
     ``eta · dist_K(x)`` (THEORY §2, §6): the denoisers Lemma 1 and Theorem 1 are about.
     """
-    from .denoisers import PerturbedProjectionDenoiser
+    from ..denoisers import PerturbedProjectionDenoiser
 
     modes = tuple(modes) if modes is not None else ("random", "outward", "inward")
     eta = draw(_floats(0.0, max_eta))
