@@ -40,7 +40,7 @@ from toymanifold.images.classifier import load_classifier, save_classifier, trai
 from toymanifold.images.data import load_digits_images
 from toymanifold.images.distributed import initial_noise
 from toymanifold.images.train import digits_unet_config, load_unet, train_unet
-from toymanifold.samplers import nfe
+from toymanifold.samplers import SAMPLERS, nfe
 
 NFES = (5, 10, 20, 50)
 
@@ -82,7 +82,7 @@ def train_within(out: Path, minutes: float, device: torch.device, seed: int, bat
 
 
 def schedules_for(n: int, table: torch.Tensor) -> dict[str, tuple]:
-    """``name -> (sampler, sigmas, kwargs)`` at a budget of ``n`` model evaluations."""
+    """``row label -> (registry entry, sigmas)`` at a budget of ``n`` model evaluations (``tm.samplers.SAMPLERS``)."""
     T = table.shape[0]
     grid = np.floor(np.linspace(T - 1, 0, n + 1)).astype(np.int64)
     ddim_grid = table[torch.from_numpy(grid)]
@@ -94,19 +94,12 @@ def schedules_for(n: int, table: torch.Tensor) -> dict[str, tuple]:
     heun_s = tm.schedules.karras(80.0, 0.01, k_heun, final_zero=True)
     dpm_s = tm.schedules.karras(80.0, 0.01, n, final_zero=True)
     return {
-        "DDIM (DDIM grid)": (tm.ddim, ddim_grid, {}),
-        "DDIM (paper sched.)": (tm.ddim, paper, {}),
-        "GE γ=2 (paper sched.)": (tm.gradient_estimation, paper, {"gamma": 2.0}),
-        "Heun (Karras)": (tm.heun, heun_s, {}),
-        "DPM++(2M) (Karras)": (tm.dpmpp_2m, dpm_s, {}),
+        f"{SAMPLERS['ddim'].label} (DDIM grid)": (SAMPLERS["ddim"], ddim_grid),
+        f"{SAMPLERS['ddim'].label} (paper sched.)": (SAMPLERS["ddim"], paper),
+        f"{SAMPLERS['gradient_estimation'].label} (paper sched.)": (SAMPLERS["gradient_estimation"], paper),
+        f"{SAMPLERS['heun'].label} (Karras)": (SAMPLERS["heun"], heun_s),
+        f"{SAMPLERS['dpmpp_2m'].label} (Karras)": (SAMPLERS["dpmpp_2m"], dpm_s),
     }
-
-
-def sampler_nfe(fn, sigmas) -> int:
-    name = {tm.ddim: "ddim", tm.gradient_estimation: "gradient_estimation", tm.heun: "heun", tm.dpmpp_2m: "dpmpp_2m"}[
-        fn
-    ]
-    return nfe(name, sigmas)
 
 
 @torch.no_grad()
@@ -226,9 +219,9 @@ def main(argv=None) -> int:
     rows = []
     t_start = time.time()
     for n in args.nfe:
-        for name, (fn, sig, kw) in schedules_for(n, table).items():
+        for name, (info, sig) in schedules_for(n, table).items():
             t0 = time.time()
-            samples = run_sampler(fn, den, sig, xi, kw, args.batch)
+            samples = run_sampler(info.run, den, sig, xi, {}, args.batch)
             dt = time.time() - t0
             key = (round(float(sig[0]), 9), round(float(sig[-1]), 9))
             if key not in refs:
@@ -238,7 +231,7 @@ def main(argv=None) -> int:
             worst = per_sample.argsort(descending=True)[:3].tolist()
             fd = metrics.frechet_distance(feats(samples), f_all)
             conf = confident(samples[: args.confidence_samples])
-            rows.append((n, name, sampler_nfe(fn, sig), fd, conf, ode_median, ode_rms, dt))
+            rows.append((n, name, nfe(info.name, sig), fd, conf, ode_median, ode_rms, dt))
             print(
                 f"  NFE {n:>2} {name:<22} nfe={rows[-1][2]:>2} FD={fd:8.3f} conf>0.9={conf * 100:5.1f}% "
                 f"ODE median {ode_median:.4f} RMS {ode_rms:.4f} (worst samples "
