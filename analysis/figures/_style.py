@@ -105,13 +105,14 @@ _PLAIN = FuncFormatter(lambda t, _: f"{t:g}")
 
 
 def _set_log(ax, axis: str, values: Any = None) -> None:
-    """Log scale on ``axis`` with plain tick labels (0.01, 0.1, 1, …); 1-2-5 ticks over short ranges."""
+    """Log scale on ``axis`` with plain tick labels (0.01, 0.1, 1, …); 1-2-3-5 ticks over short ranges
+    (so that a curve near the top of a short axis, e.g. at 0.4, has a labelled tick near it)."""
     getattr(ax, f"set_{axis}scale")("log")
     a = ax.yaxis if axis == "y" else ax.xaxis
     v = _arr(values if values is not None else []).ravel()
     v = v[np.isfinite(v) & (v > 0)]
     if v.size and np.log10(v.max() / v.min()) < 1.5:
-        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
     a.set_major_formatter(_PLAIN)
     a.set_minor_formatter(NullFormatter())
 
