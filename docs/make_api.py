@@ -1,8 +1,14 @@
 """Regenerate docs/api.md from the docstrings: ``python docs/make_api.py > docs/api.md``."""
 
 import inspect
+import sys
+from pathlib import Path
+
+# Document the repository this script lives in (not whichever copy is installed).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import analysis
+import analysis.model_report as model_report
 import toymanifold as tm
 import toymanifold.datasets as ds
 import toymanifold.images as im
@@ -40,6 +46,11 @@ GROUPS = [
         ["sample", "ddim", "ddpm", "gradient_estimation", "heun", "dpmpp_2m", "nfe", "Trajectory", "StepInfo"],
     ),
     ("Analysis (`analysis`)", analysis, analysis.__all__),
+    (
+        "Model report (`analysis.model_report`)",
+        model_report,
+        [n for n in model_report.__all__ if not n.isupper() and n not in ("LoadedModel", "ModelSizes")],
+    ),
     ("Image models (`toymanifold.images`)", im, [n for n in im.__all__ if n != "TIMESTEP_RULES"]),
     ("Hypothesis strategies (`toymanifold.testing`)", tt, [n for n in tt.__all__ if n != "FAMILIES"]),
 ]

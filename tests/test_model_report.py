@@ -462,3 +462,48 @@ def test_refuses_pickled_weights_and_other_predictions(tiny_model, tmp_path, cap
     DDPMScheduler.from_config(sched_cfg, prediction_type="v_prediction").save_pretrained(vpred)
     _fails(capsys, [*base, "--model", str(vpred)], "prediction_type='v_prediction'")
     assert not (tmp_path / "out").exists()
+
+
+def test_cifar10_path_end_to_end(tmp_path, monkeypatch):
+    """CIFAR-10 (a fake local copy of its python batches) with an untrained 32×32 RGB UNet: every section runs,
+    the Fréchet distance is reported as unavailable, and the report is written (RGB image grid included)."""
+    import dataclasses
+
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    from analysis.model_report import run_model_report, write_model_report
+    from analysis.report import write_report_atomically
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    )
+    folder = tmp_path / "cifar_unet"
+    unet.save_pretrained(folder)
+    DDPMScheduler(num_train_timesteps=1000).save_pretrained(folder)
+    cfg = ModelReportConfig(
+        model=str(folder), data="cifar10", data_root=str(_fake_cifar(tmp_path / "data")), quick=True, progress=False
+    )
+    ctx = ModelReportContext.build(cfg)
+    assert len(ctx.K) == 20 and ctx.n == 3072
+    ctx.sizes = dataclasses.replace(
+        ctx.sizes, traj_batch=4, traj_steps=6, traj_shown=2, gen_samples=6, nn_reference=10, cmp_samples=4,
+        ode_samples=2, batch=8, shown=3,
+    )  # fmt: skip
+    import analysis.model_report.sections as sections
+
+    monkeypatch.setattr(sections, "NFES", (4, 6))  # a smoke run: two budgets, a short reference
+    monkeypatch.setattr(sections, "REF_STEPS", 6)
+    r = jsonable(run_model_report(cfg, ctx))
+    assert r["samplers"]["metrics"] == ["ode_error"] and "fd_unavailable" in r["samplers"]
+    assert r["memorisation"]["groups"]["training set"]["count"] == 10
+    assert np.array(r["memorisation"]["shown"]["samples"]).shape == (3, 3, 32, 32)
+    out = write_report_atomically(r, tmp_path / "report", writer=write_model_report)
+    assert "no offline feature network" in out.read_text(encoding="utf-8")

@@ -49,6 +49,8 @@ NUS = (1.05, 1.1, 1.2, 1.5, 2.0, 3.0, 5.0)
 TRACK_TOL = 0.1
 #: |‖ε_θ‖/‖ε*‖ − 1| up to this counts as "the network and the ideal denoiser agree" (section 1).
 RATIO_TOL = 0.05
+#: Steps of the log-linear grid that the ODE reference of section 5 refines (``ref_refine`` sub-steps each).
+REF_STEPS = 50
 
 
 def _quantiles(v: torch.Tensor, q=(0.1, 0.5, 0.9)) -> dict[str, list[float]]:
@@ -361,8 +363,8 @@ def sampler_section(ctx: ModelReportContext) -> dict[str, Any]:
     """``samplers`` (section 5): the deterministic registry samplers at 5, 10, 20, 50 model evaluations (THEORY §5).
 
     Every sampler on the same log-linear schedule family from ``σ_max`` to ``σ(0)`` and the
-    same starts; ODE error (RMS per pixel) against Heun on a 50-step log-linear grid over
-    the same range, refined ``ref_refine`` times, with the same denoiser (the same
+    same starts; ODE error (RMS per pixel) against Heun on a log-linear grid of ``REF_STEPS``
+    steps over the same range, refined ``ref_refine`` times, with the same denoiser (the same
     σ → timestep mapping); for digits, the Fréchet distance in the digits classifier's
     features against all training digits.
     """
@@ -375,7 +377,7 @@ def sampler_section(ctx: ModelReportContext) -> dict[str, Any]:
         ctx.denoiser,
         xi,
         ctx.schedule,
-        ctx.schedule(50),
+        ctx.schedule(REF_STEPS),
         nfes=NFES,
         score=score,
         ode_samples=sz.ode_samples,
