@@ -37,7 +37,7 @@ import torch
 import toymanifold as tm
 from toymanifold.manifolds.finite import sq_distance_blocks
 from toymanifold.samplers import SAMPLERS, SamplerInfo, Trajectory, sampler_info
-from toymanifold.validation import as_tensor, check_int, check_nu, check_schedule
+from toymanifold.validation import as_tensor, check_int, check_nu, check_schedule, make_generator
 
 from .._common import dataclass_to_dict
 from ..bounds import theorem1_bounds
@@ -99,6 +99,7 @@ def sampler_trajectory(
     *,
     sampler: str | Callable = "ddim",
     batch_size: int | None = None,
+    generator: torch.Generator | int | None = 0,
     progress: bool = False,
     desc: str | None = None,
 ) -> Trajectory:
@@ -106,7 +107,8 @@ def sampler_trajectory(
 
     The run is the registry sampler itself (``toymanifold.samplers.SAMPLERS[sampler].run``,
     e.g. DDIM, THEORY §3); batching only bounds memory and drives the progress bar (one tick
-    per model call of a batch). Iterates stay in ``x_start``'s dtype.
+    per step of a batch). Iterates stay in ``x_start``'s dtype. A stochastic sampler draws
+    its noise from ``generator`` (one stream through all batches).
 
     Returns
     -------
@@ -123,8 +125,8 @@ def sampler_trajectory(
     parts: dict[str, list[torch.Tensor]] = {"xs": [], "eps": [], "eps_bar": [], "x0_hats": []}
     bar = _progress(-(-B // bs) * N, desc or info.label, progress)  # one tick per step of a batch
     nfe = 0
+    kw = {"generator": make_generator(generator)} if info.stochastic else {}
     for b in range(0, B, bs):
-        kw = {"generator": 0} if info.stochastic else {}
         traj = info.run(denoiser, s, x[b : b + bs], return_trajectory=True, callback=lambda _: bar.update(1), **kw)
         for k in parts:
             parts[k].append(getattr(traj, k).cpu())
@@ -207,6 +209,7 @@ def nearest_training_images(
     exclude: Any = None,
     device: str | torch.device | None = None,
     batch_size: int = 1024,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` nearest training images of every row of ``x``: distances and indices, nearest first.
 
@@ -234,6 +237,7 @@ def nearest_training_images(
     out_d = torch.empty((B, k), dtype=_F64)
     out_i = torch.empty((B, k), dtype=torch.long)
     bs = check_int(batch_size, "batch_size", minimum=1)
+    bar = _progress(-(-B // bs), "nearest training images", progress)
     for r0 in range(0, B, bs):
         xb = flat[r0 : r0 + bs].to(device=dev, dtype=_F64)
         pts, sq = K.points_like(xb)
@@ -253,6 +257,8 @@ def nearest_training_images(
         exact, order = exact.sort(dim=1)
         out_d[r0 : r0 + b] = exact.cpu()
         out_i[r0 : r0 + b] = best_i.gather(1, order).cpu()
+        bar.update(1)
+    bar.close()
     return out_d, out_i
 
 
@@ -508,7 +514,12 @@ def _near_copies(d: torch.Tensor, idx: torch.Tensor, threshold: float) -> NearCo
 
 
 def near_copies(
-    samples: Any, K: tm.FiniteSet, *, threshold: float = NEAR_COPY_RATIO, device: str | torch.device | None = None
+    samples: Any,
+    K: tm.FiniteSet,
+    *,
+    threshold: float = NEAR_COPY_RATIO,
+    device: str | torch.device | None = None,
+    progress: bool = False,
 ) -> NearCopies:
     """Which samples are near copies of a training image.
 
@@ -519,7 +530,7 @@ def near_copies(
     image than to any other has copied it, while a new image, or a blend, is about as
     far from its two nearest training images.
     """
-    d, idx = nearest_training_images(samples, _finite_set(K), 2, device=device)
+    d, idx = nearest_training_images(samples, _finite_set(K), 2, device=device, progress=progress)
     return _near_copies(d, idx, float(threshold))
 
 
@@ -530,6 +541,7 @@ def training_set_neighbours(
     generator: torch.Generator | int | None = 0,
     threshold: float = NEAR_COPY_RATIO,
     device: str | torch.device | None = None,
+    progress: bool = False,
 ) -> NearCopies:
     """The training set's own nearest-neighbour distances (each image against all others).
 
@@ -546,7 +558,7 @@ def training_set_neighbours(
     else:
         g = generator if isinstance(generator, torch.Generator) else torch.Generator().manual_seed(int(generator or 0))
         idx = torch.randperm(M, generator=g)[: check_int(subset, "subset", minimum=2)].sort().values
-    d, nn = nearest_training_images(K.points[idx], K, 2, exclude=idx, device=device)
+    d, nn = nearest_training_images(K.points[idx], K, 2, exclude=idx, device=device, progress=progress)
     return _near_copies(d, nn, float(threshold))
 
 
@@ -614,7 +626,7 @@ def sampler_sweep(
     bar = _progress(total + G * k + G * (k // 2), "samplers", progress)
 
     def run(info, sig, x):
-        kw = {"generator": 0} if info.stochastic else {}
+        kw = {"generator": make_generator(0)} if info.stochastic else {}  # one noise stream through all batches
         outs = []
         for b in range(0, x.shape[0], bs):
             outs.append(info.run(denoiser, sig, x[b : b + bs], callback=lambda _: bar.update(1), **kw))
