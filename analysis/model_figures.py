@@ -29,9 +29,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from toymanifold.samplers import SAMPLERS
+
+from .figures import _set_log as _plain_log  # 1-2-3-5 plain tick labels when under ~1.5 decades
 
 __all__ = [
     "COLORS",
@@ -68,18 +70,6 @@ def _figure(width: float, height: float) -> Figure:
 
 def _arr(v: Any) -> np.ndarray:
     return np.asarray([np.nan if x is None else x for x in v], dtype=float) if isinstance(v, list) else np.asarray(v)
-
-
-def _plain_log(ax, axis: str, values: Any) -> None:
-    """Log scale; when the data span less than ~1.5 decades, 1-2-5 ticks labelled plainly (no 3.37×10⁻¹)."""
-    getattr(ax, f"set_{axis}scale")("log")
-    v = np.asarray(values, dtype=float).ravel()
-    v = v[np.isfinite(v) & (v > 0)]
-    if v.size and math.log10(v.max() / v.min()) < 1.5:
-        a = ax.yaxis if axis == "y" else ax.xaxis
-        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        a.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
-        a.set_minor_formatter(NullFormatter())
 
 
 def _sigma_axis(ax, label: str = r"noise level $\sigma_t$ (sampling runs left to right)") -> None:

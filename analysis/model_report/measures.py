@@ -43,6 +43,7 @@ from .._common import dataclass_to_dict
 from ..bounds import theorem1_bounds
 from ..metrics import ode_error, ode_reference
 from ..projection_error import ProjectionErrors, eta_nu_curve
+from ..projection_error import _finish as _errors  # r and η from distances and errors (THEORY §2)
 
 __all__ = [
     "NEAR_COPY_RATIO",
@@ -304,12 +305,6 @@ class TrainingSetErrors:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclass_to_dict(self)
-
-
-def _errors(sigma, dist, err, n) -> ProjectionErrors:
-    r = dist / (math.sqrt(n) * sigma)
-    eta = torch.where(dist > 0, err / torch.where(dist > 0, dist, torch.ones_like(dist)), torch.nan)
-    return ProjectionErrors(sigma=sigma, dist=dist, err=err, r=r, eta=eta, ambient_dim=n)
 
 
 @torch.no_grad()
