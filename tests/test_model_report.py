@@ -448,8 +448,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar", "empty", "junk"]
 
 
-def test_refuses_pickled_weights_and_other_predictions(tiny_model, tmp_path, capsys):
-    from diffusers import DDPMScheduler
+def test_refuses_pickled_weights_wrong_sizes_and_other_predictions(tiny_model, tmp_path, capsys):
+    from diffusers import DDPMScheduler, UNet2DModel
 
     unet, sched_cfg = load_unet(tiny_model)
     pickled = tmp_path / "pickled"
@@ -457,6 +457,10 @@ def test_refuses_pickled_weights_and_other_predictions(tiny_model, tmp_path, cap
     DDPMScheduler.from_config(sched_cfg).save_pretrained(pickled)
     base = ["report", "--out", str(tmp_path / "out"), "--quick", "--no-progress", "--data", "digits"]
     _fails(capsys, [*base, "--model", str(pickled)], "cannot load a model")
+    wrong_size = tmp_path / "wrong_size"  # one channel as the digits, but 16×16 images instead of 8×8
+    UNet2DModel(**{**TINY, "sample_size": 16}).save_pretrained(wrong_size)
+    DDPMScheduler.from_config(sched_cfg).save_pretrained(wrong_size)
+    _fails(capsys, [*base, "--model", str(wrong_size)], "does not fit --data digits")
     vpred = tmp_path / "vpred"
     unet.save_pretrained(vpred)
     DDPMScheduler.from_config(sched_cfg, prediction_type="v_prediction").save_pretrained(vpred)
