@@ -5,7 +5,9 @@
 - :mod:`analysis.bounds` — Lemma 1 checks, Theorem 1's envelope, Corollaries 1–3 and
   :func:`suggest_schedule` (THEORY §3);
 - :mod:`analysis.metrics` — ODE error, distance to ``K``, sliced Wasserstein, MMD²,
-  Fréchet distance.
+  Fréchet distance;
+- :mod:`analysis.explore` — live explorers for Jupyter (Theorem 1, the samplers, the
+  projection error), imported on first use (it loads ipywidgets and plotly's FigureWidget).
 
 ``analysis`` imports ``toymanifold``, never the reverse (docs/design.md). Result objects are
 frozen dataclasses of float64 CPU tensors with a ``to_dict()`` giving strict JSON.
@@ -66,3 +68,12 @@ __all__ = [
     "theorem1_bounds",
     "trajectory_error",
 ]
+
+
+def __getattr__(name: str):
+    # analysis.explore loads ipywidgets and plotly's FigureWidget: only when it is asked for.
+    if name == "explore":
+        import importlib
+
+        return importlib.import_module(".explore", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from toymanifold.validation import as_tensor, check_schedule
 
-__all__ = ["dataclass_to_dict", "jsonable", "trajectory_iterates"]
+__all__ = ["dataclass_to_dict", "jsonable", "one_cpu_thread", "trajectory_iterates"]
+
+
+@contextmanager
+def one_cpu_thread(device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run torch on one intra-op thread while inside (on the CPU; other devices are left alone).
+
+    The analysis works on small tensors (batches of tens to hundreds of points): one thread is
+    fastest, and more threads than free cores turn each small product into an OpenMP barrier
+    wait of milliseconds on a shared machine.
+    """
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def jsonable(value: Any) -> Any:
@@ -38,18 +57,21 @@ def dataclass_to_dict(obj: Any) -> dict[str, Any]:
     return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
-def trajectory_iterates(traj: Any, ambient_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+def trajectory_iterates(
+    traj: Any, ambient_dim: int, *, allow_nonfinite: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate a sampler ``Trajectory``: its schedule and its iterates.
 
     Returns ``(sigmas, xs)``: the schedule as float64 ``(N + 1,)`` and ``traj.xs`` as
-    ``(N + 1, B, n)`` in its own dtype, with ``n == ambient_dim`` checked.
+    ``(N + 1, B, n)`` in its own dtype, with ``n == ambient_dim`` checked (and finite
+    values, unless ``allow_nonfinite`` for a caller that names the bad step itself).
     """
     for attr in ("xs", "eps", "sigmas"):
         if not hasattr(traj, attr):
             raise TypeError(f"traj must be a toymanifold Trajectory (with .{attr}), got {type(traj).__name__}")
     s = check_schedule(traj.sigmas, "traj.sigmas")
     N = s.shape[0] - 1
-    xs = as_tensor(traj.xs, "traj.xs")
+    xs = as_tensor(traj.xs, "traj.xs", allow_nonfinite=allow_nonfinite)
     if xs.ndim < 2 or xs.shape[0] != N + 1:
         raise ValueError(f"traj.xs must have shape ({N + 1}, B, ...), got {tuple(xs.shape)}")
     xs = xs.reshape(N + 1, xs.shape[1], -1)

@@ -118,6 +118,44 @@ class Theorem1Bounds:
         """JSON-able dict (lists of floats, NaN/inf → ``None``)."""
         return dataclass_to_dict(self)
 
+    def smallest_nu(self) -> torch.Tensor:
+        """The smallest ``ν`` for which Theorem 1's conditions hold at this ``r_N`` (like r_N).
+
+        ``max(r_N, 1/r_N, r_N U_0, 1/(r_N L_0))`` (``L_1, U_1`` when ``σ_0 = 0``): the initial
+        admissibility and the two conditions at ``t = 0`` rearranged for ``ν``; ``inf`` where
+        no ``ν`` works (the step condition fails, or ``L_0 ≤ 0``).
+        """
+        last = -2 if self.final_step_to_zero else -1
+        L0, U0, r = float(self.L[last]), float(self.U[last]), self.r_N
+        if not self.step_condition or L0 <= 0.0:
+            return torch.full_like(r, math.inf)
+        return torch.maximum(torch.maximum(r, 1.0 / r), torch.maximum(r * U0, 1.0 / (r * L0)))
+
+    def conditions(self) -> dict[str, Any]:
+        """Which of Theorem 1's conditions hold, counted over the runs (JSON-able; THEORY §3).
+
+        ``{"eta", "nu", "runs": number of r_N values, "hold": how many satisfy all conditions,
+        "step_condition": bool, "initial", "lower", "upper": how many satisfy
+        1/ν ≤ r_N ≤ ν, r_N L_0 ≥ 1/ν, r_N U_0 ≤ ν, "smallest_nu": the smallest ν that works
+        for every run (None if none does)}``.
+        """
+
+        def count(ok: torch.Tensor) -> int:
+            return int(ok.reshape(-1).sum())
+
+        nu_min = float(self.smallest_nu().max())
+        return {
+            "eta": self.eta,
+            "nu": self.nu,
+            "runs": self.r_N.numel(),
+            "hold": count(self.conditions_hold),
+            "step_condition": self.step_condition,
+            "initial": count(self.initial_admissible),
+            "lower": count(self.lower_condition),
+            "upper": count(self.upper_condition),
+            "smallest_nu": nu_min if math.isfinite(nu_min) else None,
+        }
+
 
 def theorem1_bounds(sigmas, eta, nu, r_N, dist_N=None, *, ambient_dim: int | None = None) -> Theorem1Bounds:
     """Evaluate THEORY §3, Theorem 1 for a schedule: ``L_t``, ``U_t``, the distance envelope,
@@ -436,6 +474,9 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     eta : float in (0, 1)
         Measured relative projection error (e.g. ``eta_nu_curve(...).eta_hat`` at ``nu``).
         ``eta = 0`` is refused: an exact projection tracks on every schedule, so none is widest.
+        ``eta = inf`` (a denoiser that returned NaN/inf at admissible pairs, which
+        ``projection_error`` counts as ``η = inf``) and ``eta = NaN`` (no admissible pair
+        measured) are refused with that reason: no schedule is certified for them.
     nu : float ≥ 1
     n_steps : int ≥ 1
     sigma_min : float > 0, the last noise level ``σ_0`` (Theorem 1 needs ``σ_0 > 0``; a final
@@ -453,6 +494,7 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     >>> s.binding, round(s.sigma_max, 3)
     ('lower', 1.684)
     """
+    _refuse_unmeasured_eta(eta)
     eta = check_eta(eta, "eta")
     if eta == 0:
         raise ValueError(
@@ -479,11 +521,18 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
     shrink = 4 * N * 2.0**-52
     for _ in range(100):
         rho = 1.0 + a / eta
-        sigmas = smin * torch.tensor(rho, dtype=_F64) ** torch.arange(N, -1, -1, dtype=_F64)
+        powers, rho_t = torch.arange(N, -1, -1, dtype=_F64), torch.tensor(rho, dtype=_F64)
+        sigmas = smin * rho_t**powers
+        if not bool(torch.isfinite(sigmas).all()):  # ρ^N alone may overflow where σ_min ρ^N does not
+            sigmas = smin * rho_t ** (powers / 2) * rho_t ** (powers / 2)
         if not bool(torch.isfinite(sigmas).all()):
+            # σ_max/σ_min = (1 + a*/η)^N grows as η shrinks (towards ν^{1/η} for many steps):
+            # a smaller η makes it worse; a smaller ν, fewer steps or a smaller σ_min help.
             raise ValueError(
-                f"the widest schedule overflows: sigma_max = sigma_min * {rho}^{N} is not finite; "
-                "use a smaller eta, nu or n_steps"
+                f"the widest schedule overflows float64: sigma_max = sigma_min * {rho:.6g}^{N} is not finite, "
+                f"because eta = {eta:g} is so small that Theorem 1 allows a range of about nu^(1/eta). "
+                "Every log-linear schedule within float64 is then covered: choose sigma_max yourself and "
+                "check it with corollary2_loglinear, or pass a smaller nu, n_steps or sigma_min"
             )
         b = theorem1_bounds(sigmas, eta, nu, r)
         if bool(b.conditions_hold):
@@ -507,6 +556,24 @@ def suggest_schedule(eta, nu, n_steps, sigma_min, r_N=1.0) -> SuggestedSchedule:
         final_ratio=float(b.final_bound),
         final_distance_per_sqrt_n=smin * r * float(b.U[-1]),
     )
+
+
+def _refuse_unmeasured_eta(eta: Any) -> None:
+    """Say why an infinite or NaN measured ``η̂`` certifies nothing (before ``check_eta``'s generic message)."""
+    try:
+        v = float(eta)
+    except (TypeError, ValueError, RuntimeError):
+        return  # check_eta names the type
+    if math.isinf(v) and v > 0:
+        raise ValueError(
+            "eta = inf: the denoiser returned non-finite outputs (NaN or inf) at admissible pairs, which "
+            "analysis.projection_error counts as eta = inf; Theorem 1 certifies no schedule for it"
+        )
+    if math.isnan(v):
+        raise ValueError(
+            "eta = NaN: no measured pair was nu-admissible (eta_nu_curve reports NaN there); "
+            "measure at more noise levels before asking for a schedule"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -608,6 +675,10 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
     -------
     TrajectoryCheck
     """
+    # The one implementation of the bounds, shared with toymanifold.testing.check_denoiser
+    # (imported here: toymanifold.testing loads Hypothesis, which analysis need not pay for).
+    from toymanifold.testing import lemma1_bounds
+
     as_manifold(manifold)
     if eta is not None:
         eta = check_eta(eta, "eta")
@@ -644,18 +715,11 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
     xhat = xs[:-1] - cur[..., None] * ebar
     e = norm(xhat - p[:-1], dim=-1)
     dt, dn = d[:-1], d[1:]
-    lower = (1.0 - beta) * dt - beta * e
-    upper = (1.0 - beta) * dt + beta * e
+    bounds = lemma1_bounds(dt, e, beta, eta)
     ratio = torch.where(dt > 0, e / torch.where(dt > 0, dt, torch.ones_like(dt)), torch.nan)
-    checks = [("lower", lower - dn), ("upper", dn - upper)]
-    eta_lower = eta_upper = None
-    if eta is not None:
-        eta_lower = (1.0 - beta * (1.0 + eta)) * dt
-        eta_upper = (1.0 - beta * (1.0 - eta)) * dt
-        checks += [("eta_lower", eta_lower - dn), ("eta_upper", dn - eta_upper)]
     violations = []
-    for kind, excess in checks:
-        bound = {"lower": lower, "upper": upper, "eta_lower": eta_lower, "eta_upper": eta_upper}[kind]
+    for kind, bound in bounds.items():
+        excess = bound - dn if kind.endswith("lower") else dn - bound
         for i, b in torch.nonzero(excess > slack).tolist():
             violations.append(Lemma1Violation(i, b, kind, float(dn[i, b]), float(bound[i, b]), float(excess[i, b])))
     return TrajectoryCheck(
@@ -664,10 +728,10 @@ def check_trajectory(traj, manifold, eta=None, *, rtol: float | None = None) -> 
         dist=d,
         err=e,
         ratio=ratio,
-        lower=lower,
-        upper=upper,
-        eta_lower=eta_lower,
-        eta_upper=eta_upper,
+        lower=bounds["lower"],
+        upper=bounds["upper"],
+        eta_lower=bounds.get("eta_lower"),
+        eta_upper=bounds.get("eta_upper"),
         slack=slack,
         violations=violations,
     )

@@ -11,10 +11,13 @@ Subcommands:
 ``toymanifold train-images ...``
     Train a small image model (registered by :mod:`toymanifold.images.train`).
 
-Bad input (unknown manifold or option, ``--steps < 1``, an output folder that cannot be
-written) prints one line ``toymanifold: error: ...`` and exits with status 2. The report
-is written into a temporary folder beside ``--out`` and moved into place only when it is
-complete, so an interrupted or failed run leaves nothing half-written behind.
+Bad input (unknown manifold or option, ``--steps < 1``, an ambient dimension the data
+set or the report's memory cannot take, an output folder that cannot be written) prints
+one line ``toymanifold: error: ...`` and exits with status 2. The report is written into
+a temporary folder beside ``--out`` and moved into place only when it is complete, so an
+interrupted or failed run leaves nothing half-written behind: SIGINT and SIGTERM remove
+the temporary folder (exit status 130 and 143), and the temporary folders of runs killed
+outright are removed by the next run into the same folder once they are clearly stale.
 
 This module is the top of the data flow (docs/design.md): it lives in :mod:`analysis`
 because it runs the analysis; ``toymanifold`` never imports it. The console script
@@ -24,21 +27,45 @@ because it runs the analysis; ``toymanifold`` never imports it. The console scri
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from toymanifold import __version__
 from toymanifold.datasets import DATASETS, resolve_name
+from toymanifold.validation import arg_int
 
-__all__ = ["build_parser", "main"]
+__all__ = ["MAX_REPORT_AMBIENT_DIM", "build_parser", "main", "report_memory_bytes"]
 
 #: Exit status for bad input, as argparse uses.
 EXIT_USAGE = 2
 
 
+#: Largest ``--ambient-dim`` of ``report``. The report's MLP denoiser keeps the data
+#: covariance's n × n eigenvectors (4 n² bytes in float32: 40 GB at n = 100 000) and
+#: estimates the covariance from 20 n samples of n float64 coordinates (160 n² bytes).
+#: At n = 2048 that is about 0.7 GB, and the O(n³) eigendecomposition takes seconds.
+MAX_REPORT_AMBIENT_DIM = 2048
+
+
+def report_memory_bytes(ambient_dim: int) -> int:
+    """The report's largest allocations for ``n = ambient_dim``: about ``(4 + 8 + 160) n²`` bytes.
+
+    ``4 n²`` the MLP's float32 eigenvector buffer, ``8 n²`` the float64 covariance and
+    ``160 n²`` its estimate from ``20 n`` float64 samples (:func:`toymanifold.train_denoiser`).
+    """
+    return 172 * ambient_dim * ambient_dim
+
+
 class UsageError(Exception):
     """Bad input found after parsing (reported as one line, exit status 2)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every ``finally``/cleanup runs (exit status 143)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,26 +80,6 @@ def _manifold_name(value: str) -> str:
         return resolve_name(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"unknown manifold {value!r} (choose from {', '.join(DATASETS)})") from None
-
-
-def _positive_int(value: str) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _nonnegative_int(value: str) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
 
 
 def _add_report_command(subparsers) -> None:
@@ -117,15 +124,15 @@ def _add_report_command(subparsers) -> None:
     )
     p.add_argument(
         "--ambient-dim",
-        type=_positive_int,
+        type=arg_int(1),
         default=None,
         metavar="N",
         help="ambient dimension n (default 64; the base manifold is embedded isometrically)",
     )
     p.add_argument(
-        "--steps", type=_positive_int, default=None, metavar="K", help="MLP training steps (default 1500, --quick 100)"
+        "--steps", type=arg_int(1), default=None, metavar="K", help="MLP training steps (default 1500, --quick 100)"
     )
-    p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=arg_int(0), default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device for the MLP and the samplers (default cpu)")
     p.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke run in well under 30 s (--model: under a minute)"
@@ -211,6 +218,13 @@ def _run_report(args) -> int:
             DATASETS[config.manifold].check_ambient_dim(args.ambient_dim)
         except ValueError as exc:
             raise UsageError("--ambient-dim: " + str(exc).removeprefix("ambient_dim ")) from None
+        if args.ambient_dim > MAX_REPORT_AMBIENT_DIM:
+            gib = report_memory_bytes(args.ambient_dim) / 2**30
+            raise UsageError(
+                f"--ambient-dim: must be <= {MAX_REPORT_AMBIENT_DIM} for the report, got {args.ambient_dim}: its MLP "
+                f"denoiser keeps the n x n data covariance and fits it from 20 n samples, about {gib:.3g} GiB "
+                f"at n = {args.ambient_dim}"
+            )
     try:
         check_output_folder(args.out)
         results = run_report(config)
@@ -275,13 +289,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("toymanifold: error: a command is required (report or train-images; see --help)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_raises():
+            return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"toymanifold: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("toymanifold: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("toymanifold: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While the command runs, SIGTERM raises :class:`Terminated` (like SIGINT's KeyboardInterrupt).
+
+    The default SIGTERM action ends the process at once, skipping the cleanup that
+    removes a half-written report's temporary folder; an exception runs it. Signal
+    handlers can only be set in the main thread; elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

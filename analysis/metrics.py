@@ -31,13 +31,27 @@ _F64 = torch.float64
 
 
 def _flat(x: Any, name: str, *, min_rows: int = 1) -> torch.Tensor:
-    t = as_tensor(x, name, dtype=_F64).cpu()
+    # Metrics evaluate samples; they are not differentiated (detach: no autograd through NumPy).
+    t = as_tensor(x, name, dtype=_F64).detach().cpu()
     if t.ndim < 2:
         raise ValueError(f"{name} must have shape (B, *shape), got shape {tuple(t.shape)}")
-    t = t.reshape(t.shape[0], -1)
+    t = t.reshape(t.shape[0], math.prod(t.shape[1:]))  # not -1: ambiguous for B = 0
     if t.shape[0] < min_rows:
         raise ValueError(f"{name} must hold at least {min_rows} points, got {t.shape[0]}")
     return t
+
+
+def _row_norms(t: torch.Tensor) -> torch.Tensor:
+    """Euclidean norms of the rows, scaled by each row's largest entry so that no square overflows."""
+    top = t.abs().amax(1, keepdim=True) if t.shape[1] else t.new_zeros(t.shape[0], 1)
+    safe = torch.where(top > 0, top, torch.ones_like(top))
+    return top[:, 0] * torch.linalg.vector_norm(t / safe, dim=1)
+
+
+def _power_of_two_scale(*ts: torch.Tensor) -> float:
+    """A power of two ``s`` with every ``|t|/s ≤ 1`` (exact to divide by), 1 for all-zero input."""
+    top = max((float(t.abs().max()) for t in ts if t.numel()), default=0.0)
+    return 2.0 ** math.ceil(math.log2(top)) if top > 0 else 1.0
 
 
 def _same_dim(x: torch.Tensor, y: torch.Tensor, nx: str, ny: str) -> None:
@@ -107,9 +121,11 @@ def ode_error(x, reference, *, relative: bool = False) -> torch.Tensor:
     b = _flat(reference, "reference")
     if a.shape != b.shape:
         raise ValueError(f"x and reference must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    e = torch.linalg.vector_norm(a - b, dim=1)
+    e = _row_norms(a - b)
+    if not bool(torch.isfinite(e).all()):  # x − reference itself overflows float64
+        raise ValueError("x and reference differ by more than float64 can hold (|x − reference| overflows)")
     if relative:
-        e = e / torch.linalg.vector_norm(b, dim=1)
+        e = e / _row_norms(b)
     return e
 
 
@@ -175,12 +191,15 @@ def sliced_wasserstein(
     else:
         theta = _flat(projections, "projections")
         _same_dim(a, theta, "x", "projections")
-    nrm = torch.linalg.vector_norm(theta, dim=1, keepdim=True)
+    nrm = _row_norms(theta)[:, None]
     if bool((nrm == 0).any()):
         raise ValueError("projections must be nonzero vectors")
     theta = theta / nrm
-    w = _wasserstein_1d_pow(a @ theta.T, b @ theta.T, p)
-    return w.mean().pow(1.0 / p)
+    # SW_p is positively homogeneous: SW_p(a/s, b/s) = SW_p(a, b)/s. Dividing by a power of
+    # two ≥ max |a|, |b| is exact and keeps |⟨θ, ·⟩|^p from overflowing for any finite input.
+    s = _power_of_two_scale(a, b)
+    w = _wasserstein_1d_pow((a / s) @ theta.T, (b / s) @ theta.T, p)
+    return w.mean().pow(1.0 / p) * s
 
 
 # --------------------------------------------------------------------------------------
@@ -213,6 +232,8 @@ def median_bandwidth(x, y=None, *, max_points: int = 2000) -> float:
     if z.shape[0] > mp:
         z = z[torch.linspace(0, z.shape[0] - 1, mp).round().long()]
     d2 = _sqdist(z, z)
+    if not bool(torch.isfinite(d2).all()):
+        raise ValueError("x (and y) are too far apart for float64: squared distances |a − b|^2 overflow")
     iu = torch.triu_indices(z.shape[0], z.shape[0], offset=1)
     h = float(np.median(d2[iu[0], iu[1]].sqrt().numpy()))  # np.median: mean of the middle two
     if h == 0:
@@ -230,6 +251,9 @@ def mmd_rbf(x, y, bandwidth: float | str = "median", *, unbiased: bool = True) -
     ``unbiased=False`` is the V-statistic (diagonals included), ``≥ 0`` and 0 for ``y = x``.
 
     ``bandwidth``: ``h > 0``, or ``"median"`` for :func:`median_bandwidth` of the pooled sets.
+    A bandwidth so small that ``2h²`` underflows, or that every kernel value between
+    distinct points underflows to 0 (the estimate would then read "no discrepancy"
+    whatever the sets), is refused with a ``ValueError`` naming the smallest usable ``h``.
     """
     a = _flat(x, "x", min_rows=2 if unbiased else 1)
     b = _flat(y, "y", min_rows=2 if unbiased else 1)
@@ -240,11 +264,23 @@ def mmd_rbf(x, y, bandwidth: float | str = "median", *, unbiased: bool = True) -
         h = median_bandwidth(a, b)
     else:
         h = check_positive(bandwidth, "bandwidth")
+    if 2.0 * h * h == 0.0:
+        raise ValueError(f"bandwidth = {h} underflows: 2 h^2 is 0 in float64")
     c = -1.0 / (2.0 * h * h)
-    kxx = torch.exp(c * _sqdist(a, a))
-    kyy = torch.exp(c * _sqdist(b, b))
-    kxy = torch.exp(c * _sqdist(a, b))
+    dxx, dyy, dxy = _sqdist(a, a), _sqdist(b, b), _sqdist(a, b)
+    if not all(bool(torch.isfinite(d).all()) for d in (dxx, dyy, dxy)):
+        raise ValueError("x and y are too far apart for float64: squared distances |a − b|^2 overflow")
+    kxx, kyy, kxy = torch.exp(c * dxx), torch.exp(c * dyy), torch.exp(c * dxy)
     m, k = a.shape[0], b.shape[0]
+    off = ~torch.eye(m, dtype=torch.bool), ~torch.eye(k, dtype=torch.bool)
+    if not (bool((kxy > 0).any()) or bool((kxx[off[0]] > 0).any()) or bool((kyy[off[1]] > 0).any())):
+        # exp underflows below −745: h must reach √(d²_min / (2·745)) for the nearest pair.
+        d2 = torch.cat([dxy.reshape(-1), dxx[off[0]], dyy[off[1]]])
+        h_min = math.sqrt(float(d2.min()) / (2.0 * 745.0))
+        raise ValueError(
+            f"bandwidth = {h} is too small for these points: every kernel value exp(-|a-b|^2/(2 h^2)) between "
+            f"distinct points underflows to 0, so MMD would read 0 whatever the sets; use a bandwidth >= {h_min:.3g}"
+        )
     if unbiased:
         sxx = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
         syy = (kyy.sum() - kyy.diagonal().sum()) / (k * (k - 1))
@@ -269,6 +305,11 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
     trace term is computed from symmetric eigendecompositions (``eigh``; negative
     round-off eigenvalues clipped to 0), so it is real and stable also for singular
     covariances (unlike a general ``sqrtm`` of the non-symmetric ``Σ1 Σ2``).
+
+    A covariance must be positive semi-definite: an eigenvalue below
+    ``−n · ε_float32 · max|λ|`` (more negative than the round-off of a covariance
+    accumulated in float32, as feature statistics often are) is a ``ValueError``, not
+    clipped — a distance computed from it would be meaningless.
     """
     m1 = as_tensor(mu1, "mu1", dtype=_F64).cpu().numpy().reshape(-1)
     m2 = as_tensor(mu2, "mu2", dtype=_F64).cpu().numpy().reshape(-1)
@@ -282,6 +323,13 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
             raise ValueError(f"{name} must have shape ({n}, {n}), got {s.shape}")
         if not np.allclose(s, s.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(s).max()))):
             raise ValueError(f"{name} must be symmetric")
+        w = np.linalg.eigvalsh((s + s.T) / 2)
+        tol = n * float(np.finfo(np.float32).eps) * float(np.abs(w).max())
+        if w.min() < -tol:
+            raise ValueError(
+                f"{name} must be positive semi-definite (a covariance), got an eigenvalue {w.min():.6g} "
+                f"below -{tol:.3g} (round-off allowance)"
+            )
     r1 = _sym_sqrt(s1)
     mid = r1 @ s2 @ r1
     w = np.linalg.eigvalsh((mid + mid.T) / 2)
@@ -299,7 +347,11 @@ def frechet_distance(x, y) -> float:
     a = _flat(x, "x", min_rows=2)
     b = _flat(y, "y", min_rows=2)
     _same_dim(a, b, "x", "y")
-    an, bn = a.numpy(), b.numpy()
-    return frechet_distance_from_stats(
-        an.mean(0), np.atleast_2d(np.cov(an, rowvar=False)), bn.mean(0), np.atleast_2d(np.cov(bn, rowvar=False))
-    )
+    stats = []
+    for name, t in (("x", a), ("y", b)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            mu, cov = t.numpy().mean(0), np.atleast_2d(np.cov(t.numpy(), rowvar=False))
+        if not (np.isfinite(mu).all() and np.isfinite(cov).all()):
+            raise ValueError(f"{name} is too large for float64: its mean or covariance overflows")
+        stats += [mu, cov]
+    return frechet_distance_from_stats(*stats)

@@ -7,6 +7,13 @@ For a pair ``(x, σ)`` with ``x ∉ K``:
   ``x̂0 = x − σ ε_θ(x, σ)``;
 - ``(x, σ)`` is ν-admissible if ``1/ν ≤ r ≤ ν``; the empirical curve
   ``η̂(ν)`` is the maximum (or a quantile) of ``η`` over the sampled ν-admissible pairs.
+
+Non-finite denoiser output counts against the denoiser, never for it: a pair whose
+``ε_θ(x, σ)`` holds NaN or inf (at a finite ``x``) gets ``err = η = inf``, so it
+dominates ``η̂(ν)`` wherever it is admissible (``η̂ = inf``: no (η, ν) guarantee, and
+``analysis.suggest_schedule`` refuses ``eta = inf``). Dropping such pairs would report
+a *smaller* η than the denoiser has. A trajectory whose iterates are not finite cannot
+be measured at all (no distance exists) and raises a ``ValueError`` naming the step.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ class ProjectionErrors:
     err : ``‖x̂0(x, σ) − proj_K(x)‖`` (the ``e_t`` of Lemma 1).
     r : ``dist_K(x) / (√n σ)`` (0 where ``x ∈ K``).
     eta : ``err / dist`` — ``NaN`` where ``dist = 0`` (η is defined only for ``x ∉ K``;
-        such pairs have ``r = 0`` and are never ν-admissible).
+        such pairs have ``r = 0`` and are never ν-admissible); ``inf`` (with ``err = inf``)
+        where the denoiser's output was not finite (module docstring).
     ambient_dim : ``n``.
     """
 
@@ -55,6 +63,11 @@ class ProjectionErrors:
 
     def __len__(self) -> int:
         return self.r.numel()
+
+    @property
+    def nonfinite(self) -> torch.Tensor:
+        """Boolean mask of the pairs where the denoiser's output was not finite (``err = inf``)."""
+        return torch.isinf(self.err)
 
     def flatten(self) -> ProjectionErrors:
         """The same measurements with every field flattened to ``(M,)``."""
@@ -73,6 +86,8 @@ class ProjectionErrors:
 
 
 def _finish(sigma, dist, err, n) -> ProjectionErrors:
+    # A non-finite denoiser output makes ‖x̂0 − p‖ NaN or inf: count it as err = inf.
+    err = torch.where(torch.isfinite(err), err, torch.inf)
     r = dist / (math.sqrt(n) * sigma)
     eta = torch.where(dist > 0, err / torch.where(dist > 0, dist, torch.ones_like(dist)), torch.nan)
     return ProjectionErrors(sigma=sigma, dist=dist, err=err, r=r, eta=eta, ambient_dim=n)
@@ -122,7 +137,8 @@ def projection_error(
     Returns
     -------
     ProjectionErrors
-        Flat ``(M,)`` fields, ``M = len(sigmas) · num_samples``, float64 on the CPU.
+        Flat ``(M,)`` fields, ``M = len(sigmas) · num_samples``, float64 on the CPU. Pairs
+        where the denoiser returned NaN or inf have ``err = eta = inf`` (see ``nonfinite``).
 
     Examples
     --------
@@ -168,6 +184,8 @@ def projection_error(
             x.add_(noise, alpha=sigma)  # x = x0 + σ ε, in place: x0 is not needed again
             del noise
             p, dk = manifold.project_with_distance(x)
+            if not bool(torch.isfinite(dk).all()):
+                raise ValueError(f"{manifold!r} returned a non-finite distance for finite points at sigma = {sigma}")
             eps = denoiser(x, sigma)
             if p.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
                 p = p.clone()  # an oracle may return (a view of) its input; we write into p below
@@ -197,21 +215,35 @@ def trajectory_error(traj, manifold) -> ProjectionErrors:
     Returns
     -------
     ProjectionErrors
-        ``(N, B)`` fields in float64.
+        ``(N, B)`` fields in float64. Where the recorded model output is not finite
+        (at a finite iterate) ``err = eta = inf``, as in :func:`projection_error`.
+
+    Raises
+    ------
+    ValueError
+        If an iterate ``xs[i]`` is not finite (its distance to ``K`` does not exist); the
+        message names the first such step and its σ.
     """
     manifold = as_manifold(manifold)
-    s, xs = trajectory_iterates(traj, manifold.ambient_dim)
+    s, xs = trajectory_iterates(traj, manifold.ambient_dim, allow_nonfinite=True)
     N, B, n = xs.shape[0] - 1, xs.shape[1], xs.shape[2]
+    bad = ~torch.isfinite(xs).all(dim=(1, 2))
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(
+            f"traj.xs[{i}] (sigma = {float(s[i]):.6g}) is not finite: the run diverged before step {i}, "
+            "so its distances to K do not exist"
+        )
     x = xs[:-1].to(_F64)
     sig = s[:-1, None].expand(N, B).contiguous()
     x0h = getattr(traj, "x0_hats", None)
     if x0h is None:
-        eps = as_tensor(traj.eps, "traj.eps")
+        eps = as_tensor(traj.eps, "traj.eps", allow_nonfinite=True)
         if eps.shape[:2] != (N, B):
             raise ValueError(f"traj.eps must have shape ({N}, {B}, ...), got {tuple(eps.shape)}")
         x0h = x - sig[..., None] * eps.reshape(N, B, -1).to(_F64)
     else:
-        x0h = as_tensor(x0h, "traj.x0_hats")
+        x0h = as_tensor(x0h, "traj.x0_hats", allow_nonfinite=True)
         if x0h.shape[:2] != (N, B):
             raise ValueError(f"traj.x0_hats must have shape ({N}, {B}, ...), got {tuple(x0h.shape)}")
         x0h = x0h.reshape(N, B, -1).to(_F64)
@@ -244,7 +276,10 @@ def eta_nu_curve(errors: ProjectionErrors, nus, quantile: float | None = None) -
     """The empirical curve ``η̂(ν) = max`` (or a quantile) ``of η(x, σ)`` over ν-admissible pairs (THEORY §2).
 
     A pair is ν-admissible when ``1/ν ≤ r ≤ ν``. Pairs with ``x ∈ K`` (``η = NaN``) have
-    ``r = 0`` and never count. An estimate from samples: the true ``sup`` can only be larger.
+    ``r = 0`` and never count. Pairs where the denoiser's output was not finite
+    (``η = inf``) count as the largest errors: ``η̂(ν) = inf`` wherever one is admissible
+    (for a quantile, where they reach it). An estimate from samples: the true ``sup`` can
+    only be larger.
 
     Parameters
     ----------
@@ -273,7 +308,8 @@ def eta_nu_curve(errors: ProjectionErrors, nus, quantile: float | None = None) -
         quantile = q
     r = errors.r.reshape(-1).to(_F64)
     eta = errors.eta.reshape(-1).to(_F64)
-    valid = torch.isfinite(eta) & torch.isfinite(r)
+    # NaN η (x ∈ K) is undefined and has r = 0; η = inf (non-finite output) is kept.
+    valid = ~torch.isnan(eta) & torch.isfinite(r)
     r, eta = r[valid], eta[valid]
     out = torch.full((nu_t.numel(),), math.nan, dtype=_F64)
     count = torch.zeros(nu_t.numel(), dtype=torch.int64)
@@ -283,5 +319,25 @@ def eta_nu_curve(errors: ProjectionErrors, nus, quantile: float | None = None) -
         count[k] = c
         if c:
             sel = eta[mask]
-            out[k] = sel.max() if quantile is None else torch.quantile(sel, quantile)
+            out[k] = sel.max() if quantile is None else _quantile(sel, quantile)
     return EtaNuCurve(nus=nu_t, eta_hat=out, count=count, quantile=quantile, total=int(errors.r.numel()))
+
+
+def _quantile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """``torch.quantile`` (linear interpolation) that also takes ``inf`` entries.
+
+    ``torch.quantile`` interpolates ``inf − inf = NaN`` between two infinite order
+    statistics; here the interpolation between ``a ≤ b`` is ``a + w (b − a)`` only when
+    ``b`` is finite, and ``b`` itself (``inf``) when it is not and ``w > 0``.
+    """
+    v, _ = torch.sort(values)
+    pos = q * (v.numel() - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, v.numel() - 1)
+    w = pos - lo
+    a, b = v[lo], v[hi]
+    if w == 0:
+        return a
+    if not bool(torch.isfinite(b)):
+        return b
+    return a + w * (b - a)

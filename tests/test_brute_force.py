@@ -139,7 +139,7 @@ def _spiral_points(s: Spiral, seed: int, num: int = 60) -> np.ndarray:
 SPIRALS = [
     Spiral(),  # scikit-learn's roll
     Spiral(0.5, 0.5 + 8 * math.pi, 0.3),  # 4 windings from near the centre
-    Spiral(2.0, 2.0 + 1.2 * math.pi, 1.0),  # shorter than 3π/2: the grid fallback for every point
+    Spiral(2.0, 2.0 + 1.2 * math.pi, 1.0),  # shorter than one winding
     Spiral(9.0, 9.0 + 5 * math.pi, 0.05),  # starts far out, small scale
 ]
 
@@ -155,9 +155,9 @@ def test_spiral_in_many_chunks_matches_brute_force(s, monkeypatch):
     """The bulk pass over several chunks and the flagged points batched across them.
 
     Tiny chunks put every kind of point (endpoint nearest, another winding nearer,
-    no candidate in the primary window, the back half-turn) in several chunks.
+    no candidate in the primary window) in several chunks.
     """
-    import toymanifold.manifolds.spiral as spiral_module
+    import toymanifold.manifolds._spiral_solver as spiral_module
 
     x = _spiral_points(s, seed=11)
     whole = s.project(torch.as_tensor(x, dtype=F64))
@@ -204,7 +204,7 @@ def test_spiral_window_lower_bound(b, t0, rho, phi, k):
 )
 def test_spiral_settled_windows_hold_no_interior_minimum(b, t0, turns, rho, phi, k):
     """``_settled`` may skip a window only if ``g`` has no interior local minimum on it (dense grid)."""
-    from toymanifold.manifolds.spiral import _settled
+    from toymanifold.manifolds._spiral_solver import _settled
 
     t1 = t0 + 2 * math.pi * turns
     c = phi + 2 * math.pi * k
@@ -218,6 +218,49 @@ def test_spiral_settled_windows_hold_no_interior_minimum(b, t0, turns, rho, phi,
     g = (float(x1) - b * theta * np.cos(theta)) ** 2 + (float(x2) - b * theta * np.sin(theta)) ** 2
     interior = (g[1:-1] < g[:-2]) & (g[1:-1] < g[2:])
     assert not interior.any()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    b=st.floats(0.05, 3.0),
+    rho=st.floats(0.0, 80.0),
+    phi=st.floats(-math.pi, math.pi),
+    k=st.integers(0, 8),
+    t0=st.floats(0.05, 20.0),
+)
+def test_spiral_back_half_turns_hold_no_local_minimum(b, rho, phi, k, t0):
+    """Facts 2 and 3 of the solver: for ``ψ = θ − φ ∈ [π/2, 3π/2]``, ``g = ‖x − γ(θ)‖²`` has no local minimum.
+
+    ``g′ = 2b h``; a local minimum needs ``h`` to change sign from − to +. On a dense
+    grid of the back half-turn (where ``θ > 0``) it never does: ``h > 0`` on
+    ``[π/2, π]`` and every root in ``[π, 3π/2]`` has ``h′ ≤ −b``. The grid step ``Δ``
+    moves ``h`` by at least ``bΔ ≥ 2e-5`` near a root, far above its rounding (~1e-13);
+    ``h′`` at the grid point next to a root differs from its value at the root by at
+    most ``|h″| Δ ≤ (3 + θ) ρ Δ``.
+    """
+    step = math.pi / 8000
+    theta = phi + 2 * math.pi * k + np.linspace(math.pi / 2, 3 * math.pi / 2, 8001)
+    theta = theta[theta >= t0]
+    if theta.size < 2:
+        return
+    x = rho * np.array([math.cos(phi), math.sin(phi)])
+    u = x[0] * np.cos(theta) + x[1] * np.sin(theta)
+    v = x[1] * np.cos(theta) - x[0] * np.sin(theta)
+    h = b * theta - u - theta * v
+    assert not ((h[:-1] < 0) & (h[1:] > 0)).any()
+    hp = b - 2 * v + theta * u
+    roots = np.flatnonzero(np.sign(h[:-1]) != np.sign(h[1:]))
+    assert (hp[roots] <= -b + (3 + theta[roots] + step) * rho * step + 1e-12 * (1 + rho * theta[roots])).all()
+
+
+@pytest.mark.parametrize("s", SPIRALS, ids=repr)
+def test_spiral_far_points_match_brute_force(s):
+    """Points 8 to 40 times the outer radius away: the far-point path (every window, no ``ρ²``)."""
+    rng = _rng(5)
+    rho = s.scale * s.theta_max * rng.uniform(8.0, 40.0, 40)
+    phi = rng.uniform(-math.pi, math.pi, 40)
+    x = rho[:, None] * np.stack([np.cos(phi), np.sin(phi)], axis=1)
+    _check(s, x, *_spiral_reference(s, x))
 
 
 @pytest.mark.parametrize("r", [SwissRoll(), SwissRoll(1.0, 1.0 + 5 * math.pi, 0.5, height=2.0)], ids=repr)

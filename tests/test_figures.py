@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+import toymanifold as tm
 from analysis import figures as F
 
 SIG = np.geomspace(10.0, 0.01, 8)
@@ -56,10 +57,14 @@ def test_denoiser_norm_figure():
         }
     )
     _labelled(fig)
-    ax = fig.axes[0]
+    ax, ax2 = fig.axes[:2]
     assert ax.get_xscale() == "log"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "ideal" in labels and "MLP" in labels
+    assert "ideal (mean)" in labels and "MLP (mean)" in labels
+    # Bottom panel: mean / (Eχ_n/√n) − 1 in per cent, where 1 % differences are visible.
+    mlp = next(ln for ln in ax2.get_lines() if ln.get_label() == "MLP")
+    chi = F.chi_mean(64) / 8.0
+    np.testing.assert_allclose(mlp.get_ydata(), 100 * (np.linspace(1, 1.1, 8) / chi - 1), rtol=1e-12)
 
 
 def test_denoiser_error_figure_tangential_line():
@@ -149,9 +154,12 @@ def test_sampler_quality_figure():
     axes = fig.axes
     assert axes[0].get_yscale() == "log"  # ODE errors span 3 decades
     assert axes[2].get_yscale() == "linear"  # MMD² estimate can be negative
-    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]  # one sampler legend for all panels
     assert legend == ["DDIM", "GE (γ=2)", "Heun"]
     assert "gamma" in axes[3].get_xlabel()
+    # The γ-sweep optimum is marked where the ODE error is smallest.
+    star = next(ln for ln in axes[3].get_lines() if ln.get_marker() == "*")
+    assert star.get_xdata()[0] == 2.0 and "γ = 2" in star.get_label()
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -170,6 +178,30 @@ def test_trajectories_figure(k):
     _labelled(fig)
     if k == 3:
         assert fig.axes[0].get_zlabel() == "y2"
+
+
+def test_trajectories_interactive_figure_2d_and_3d():
+    import plotly.graph_objects as go
+
+    rng = np.random.default_rng(2)
+    for k in (2, 3):
+        data = {
+            "coords": ["y₁ = (Qᵀx)₁", "y₂", "y₃"][:k],
+            "manifold": rng.normal(size=(20, k)).tolist(),
+            "curve": k == 2,
+            "trajectories": {"DDIM": rng.normal(size=(4, 2, k)).tolist()},
+            "denoiser": "MLP",
+            "limits": [[-1, 1]] * k,
+        }
+        fig = F.trajectories_interactive_figure(data)
+        assert isinstance(fig, go.Figure)
+        title = fig.layout.scene.xaxis.title.text if k == 3 else fig.layout.xaxis.title.text
+        assert title == "y₁ = (Qᵀx)₁" and "$" not in title  # plain Unicode: 3-D scenes do not typeset LaTeX
+        ddim = [t for t in fig.data if t.name == "DDIM"]
+        assert ddim and all(t.line.color == tm.samplers.SAMPLERS["ddim"].color for t in ddim)
+        # Points outside the box are cut (NaN), not drawn outside the axes.
+        xs = np.concatenate([np.asarray(t.x, dtype=float) for t in ddim])
+        assert np.nanmax(np.abs(xs)) <= 1.0
 
 
 def test_trajectories_3d_figure_is_plotly():
@@ -231,3 +263,145 @@ def test_eta_nu_figure_zero_curve_at_bottom():
     proj = next(ln for ln in ax.get_lines() if ln.get_label().startswith("projection"))
     assert "≈ 0" in proj.get_label()
     assert (np.asarray(proj.get_ydata()) >= bottom).all()
+
+
+# --------------------------------------------------------------------------- what a referee checks
+
+
+def _report_like_sections():
+    """Every figure of the report on small, hand-made sections shaped like results.json."""
+    sig = SIG.tolist()
+    nfe = [5, 10, 20, 50]
+    names = [info.label for info in tm.samplers.SAMPLERS.values()]
+    rng = np.random.default_rng(3)
+    traj3 = {n: rng.normal(size=(4, 3, 3)).tolist() for n in names[:3]}
+    runs = {f"perturbed {m}": [list(np.geomspace(3, 0.01, 8))] for m in ("random", "outward", "inward")}
+    runs["exact projection (η = 0)"] = [list(np.geomspace(3, 0.01, 8))]
+    denoisers = {"projection": _band(np.ones(8)), "ideal": _band(np.ones(8)), "MLP": _band(1.01 * np.ones(8))}
+    return {
+        "fig1": F.denoiser_norm_figure({"n": 64, "quantiles": [0.1, 0.9], "denoisers": denoisers}),
+        "fig2": F.denoiser_error_figure({"n": 64, "d": 2, "quantiles": [0.1, 0.9], "denoisers": denoisers}),
+        "fig3": F.eta_sigma_histogram_figure(
+            {
+                "denoiser": "MLP",
+                "sampler": "DDIM",
+                "sigma_edges": np.geomspace(20, 0.005, 9).tolist(),
+                "eta_edges": np.geomspace(1e-4, 1, 6).tolist(),
+                "counts": rng.integers(0, 5, size=(8, 5)).tolist(),
+                "nu": {"sigma": sig, "median": [1.05] * 8, "max": [1.3] * 8},
+                "nu_range": [1.0, 2.0],
+                "eta_floor": 1e-4,
+            }
+        ),
+        "fig4": F.schedules_figure(
+            {
+                "n_steps": 3,
+                "schedules": {"a": [10.0, 1.0, 0.1, 0.0], "suggested": [0.03, 0.02, 0.015, 0.01]},
+                "certified": {"label": "suggested", "sigma_max": 0.03, "sigma_min": 0.01},
+            }
+        ),
+        "fig5": F.sampler_quality_figure(
+            {
+                "nfe": nfe,
+                "metrics": ["ode_error", "mean_dist", "mmd"],
+                "denoiser": "MLP",
+                "schedule": "paper construction, σ_max = 10",
+                "dist_floor": 0.08,
+                "mmd_floor": 0.002,
+                "samplers": {
+                    n: {
+                        "ode_error": list(np.geomspace(1, 1e-3, 4) * (i + 1)),
+                        "mean_dist": [0.2, 0.12, 0.1, 0.09],
+                        "mmd": [0.5, 0.02, -0.001, 0.0001],
+                    }
+                    for i, n in enumerate(names)
+                },
+            },
+            {"nfe": 10, "gammas": [1.0, 1.5, 2.0], "metrics": {"ode_error": [0.1, 0.02, 0.05], "mean_dist": [1, 2, 3]}},
+        ),
+        "fig6_2d": F.trajectories_figure(
+            {
+                "coords": ["y₁", "y₂"],
+                "manifold": rng.normal(size=(30, 2)).tolist(),
+                "curve": True,
+                "trajectories": {n: rng.normal(size=(4, 3, 2)).tolist() for n in names[:3]},
+                "denoiser": "MLP",
+                "limits": [[-2, 2], [-2, 2]],
+            }
+        ),
+        "fig6_3d": F.trajectories_figure(
+            {
+                "coords": ["y₁", "y₂", "y₃"],
+                "manifold": rng.normal(size=(30, 3)).tolist(),
+                "trajectories": traj3,
+                "denoiser": "MLP",
+                "limits": [[-2, 2]] * 3,
+            }
+        ),
+        "fig7": F.envelope_figure(
+            {
+                "eta": 0.1,
+                "nu": 2.0,
+                "sigmas": sig,
+                "L": np.linspace(1, 0.5, 8).tolist(),
+                "U": np.linspace(1, 2, 8).tolist(),
+                "runs": runs,
+            }
+        ),
+        "fig8": F.eta_nu_figure(
+            {"nus": [1.1, 2.0], "statistic": "max", "denoisers": {k: [0.1, 0.2] for k in ("ideal", "MLP", "x")}}
+        ),
+    }
+
+
+FIGURES = _report_like_sections()
+
+
+def _labelled_lines(ax):
+    return [ln for ln in ax.get_lines() if ln.get_label() and not ln.get_label().startswith("_")]
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_every_curve_has_its_registry_colour_and_no_two_share_one(name):
+    from matplotlib.colors import to_hex
+
+    fig = FIGURES[name]
+    for ax in fig.axes:
+        lines = _labelled_lines(ax)
+        colours = {}
+        for ln in lines:
+            label, colour = ln.get_label(), to_hex(ln.get_color())
+            expected = F.color_of(label)
+            if expected is not None:
+                assert colour == expected, (name, label, colour, expected)
+            elif label.split(" ")[0] in ("perturbed", "exact"):
+                pass  # the envelope's runs: the denoiser's colour, told apart by line style
+            else:
+                # References and other curves never borrow a sampler's colour (black/grey references
+                # may share a denoiser's black, told apart by style: checked below).
+                assert colour not in {i.color for i in tm.samplers.SAMPLERS.values()}, (name, label, colour)
+            colours.setdefault((colour, ln.get_linestyle(), ln.get_marker()), []).append(label)
+        shared = {k: v for k, v in colours.items() if len(v) > 1}
+        assert not shared, (name, shared)  # labelled lines differ in colour, or in line style/marker
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_no_text_below_the_minimum_at_the_report_width(name):
+    """At the report's width (PNG scaled down to the text column), no text is smaller than MIN_FONT_PT."""
+    fig = FIGURES[name]
+    renderer = fig.canvas.get_renderer()
+    width_px = fig.get_tightbbox(renderer).width * F.REPORT_DPI
+    scale = min(1.0, F.REPORT_WIDTH_PX / width_px)
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))]
+    small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_visible() and t.get_text().strip()
+             and t.get_fontsize() * scale < F.MIN_FONT_PT - 1e-9]  # fmt: skip
+    assert not small, (name, scale, small[:5])
+
+
+def test_sampler_colours_come_from_the_registry():
+    fig = FIGURES["fig5"]
+    from matplotlib.colors import to_hex
+
+    for info in tm.samplers.SAMPLERS.values():
+        line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == info.label)
+        assert to_hex(line.get_color()) == info.color

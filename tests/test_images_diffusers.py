@@ -3,7 +3,6 @@
 import math
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -122,22 +121,83 @@ def test_ddpm_variant_matches_tm_ddpm_with_shared_noise(saved_pipeline):
 
 
 def test_paper_schedule_recipe():
+    """THEORY §5 on linear betas: the paper code's timesteps, table values σ(t_k), a final σ(0)."""
     sched = GradientEstimationScheduler.from_config(DDPMScheduler().config)
     sched.set_timesteps(10)
-    table = sched.train_sigmas
-    # THEORY §5: σ_end = √(σ(t_9) σ(0)) with t = floor(linspace(999, 0, 11)), t_9 = 99
-    sigma_end = math.sqrt(float(table[99]) * float(table[0]))
-    assert 0.057 < sigma_end < 0.059
-    cont = np.exp(np.linspace(math.log(40.0), math.log(sigma_end), 10))
-    ts = sched.timesteps.numpy()
-    # each σ maps to the smallest t with σ(t) ≥ σ, then a final step to t = 0
-    np.testing.assert_array_equal(ts, np.searchsorted(table.numpy(), cont))
-    assert sched.sigmas[-1] == table[0]
-    assert bool((table[ts] >= torch.from_numpy(cont)).all()) and bool((table[ts - 1] < torch.from_numpy(cont)).all())
-    assert sched.init_noise_sigma == 1.0
-    for n in (5, 20, 50):
+    full = [*sched.timesteps.tolist(), 0]
+    assert full == [853, 765, 665, 549, 415, 271, 149, 73, 33, 14, 0]
+    assert torch.equal(sched.sigmas, sched.train_sigmas[torch.tensor(full)])
+    assert sched.sigmas[-1] == sched.train_sigmas[0] and sched.init_noise_sigma == 1.0
+    sched.set_timesteps(5)
+    assert sched.timesteps.tolist() == [853, 652, 380, 116, 22]
+    # the σ the pipeline steps through are tm.schedules.paper(N, dataset, discrete=True)
+    for n, dataset, kw in [(10, "cifar10", {}), (20, "cifar10", {}), (20, "celeba", dict(gamma=2.4, sigma_max=100.0))]:
+        sched = GradientEstimationScheduler.from_config(DDPMScheduler().config, **kw)
         sched.set_timesteps(n)
+        sigmas, gamma = tm.schedules.paper(n, dataset, discrete=True)
+        assert torch.equal(sched.sigmas, sigmas) and sched.config.gamma == gamma
         assert len(sched.timesteps) == n and bool((sched.timesteps[1:] < sched.timesteps[:-1]).all())
+    with pytest.warns(UserWarning, match="merged"):
+        sched.set_timesteps(100)
+    assert sched.num_inference_steps == len(sched.timesteps) < 100
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_pipeline_equals_sigma_space_run_on_the_paper_sigmas(saved_pipeline, clip):
+    """``tm.gradient_estimation(from_diffusers(unet, cfg), paper(N, discrete=True), x)``
+    takes the pipeline's steps, with and without ``clip_sample`` (float64)."""
+    pipe = load(saved_pipeline)
+    pipe.unet.to(torch.float64)
+    pipe.scheduler = GradientEstimationScheduler.from_config(pipe.scheduler.config, clip_sample=clip)
+    assert pipe.scheduler.config.clip_sample is clip
+    images = pipe(
+        batch_size=2, generator=torch.Generator().manual_seed(5), num_inference_steps=10, output_type="pt"
+    ).images
+    sigmas, gamma = tm.schedules.paper(10, "cifar10", discrete=True)
+    den = from_diffusers(pipe.unet, pipe.scheduler.config, clip_sample=clip)
+    xi = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    traj = tm.gradient_estimation(
+        den, sigmas, xi * math.sqrt(1.0 + float(sigmas[0]) ** 2), gamma=gamma, return_trajectory=True
+    )
+    z0 = traj.final / math.sqrt(1.0 + float(sigmas[-1]) ** 2)
+    expected = (z0 / 2 + 0.5).clamp(0, 1)
+    torch.testing.assert_close(images, expected, rtol=0, atol=tolerance(torch.float64, 10, float(traj.xs.abs().max())))
+    # the clip is active on this model: the other setting gives other images
+    other = from_diffusers(pipe.unet, pipe.scheduler.config, clip_sample=not clip)
+    z0_other = tm.gradient_estimation(other, sigmas, traj.xs[0], gamma=gamma) / math.sqrt(1.0 + float(sigmas[-1]) ** 2)
+    assert float((z0_other - z0).abs().max()) > 1e-3
+
+
+def test_clip_sample_in_sigma_space_is_the_clipped_denoised_estimate():
+    """ε_clip = (x − clamp(x − σ ε, −r, r))/σ: x̂0 of the clipped ε lies in [−r, r] and
+    equals x − σ ε where that is inside."""
+    unet = tiny_unet(2).double()
+    den = from_diffusers(unet, DDPMScheduler().config)
+    clipped = from_diffusers(unet, DDPMScheduler().config, clip_sample=True, clip_sample_range=0.5)
+    x = 3 * torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for sigma in (0.05, 1.0, 30.0):
+        with torch.no_grad():
+            eps, eps_c = den(x, sigma), clipped(x, sigma)
+        x0, x0_c = x - sigma * eps, x - sigma * eps_c
+        inside = x0.abs() <= 0.5
+        assert 0 < int(inside.sum()) < inside.numel()
+        # x − σ (x − c)/σ returns c up to a few roundings of |x|
+        atol = 1e-12 * max(1.0, float(x.abs().max()))
+        torch.testing.assert_close(x0_c[inside], x0[inside], rtol=0, atol=atol)
+        torch.testing.assert_close(x0_c[~inside], 0.5 * x0[~inside].sign(), rtol=0, atol=atol)
+    assert "clip_sample_range=0.5" in repr(clipped)
+
+
+def test_clip_sample_is_not_taken_over_from_other_configs(tmp_path):
+    ddpm = DDPMScheduler()  # diffusers' default: clip_sample=True
+    assert ddpm.config.clip_sample is True
+    assert GradientEstimationScheduler.from_config(ddpm.config).config.clip_sample is False
+    assert GradientEstimationScheduler.from_config(ddpm.config, clip_sample=True).config.clip_sample is True
+    sched = GradientEstimationScheduler(clip_sample=True, clip_sample_range=2.0)
+    sched.save_pretrained(tmp_path)
+    again = GradientEstimationScheduler.from_pretrained(tmp_path)
+    assert again.config.clip_sample is True and again.config.clip_sample_range == 2.0
+    assert GradientEstimationScheduler.from_config(sched.config).config.clip_sample is True
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -218,6 +278,10 @@ def test_scheduler_bad_input():
         sched.step(torch.zeros(1, 1), sched.timesteps[2], torch.zeros(1, 1))
     with pytest.raises(ValueError, match="num_inference_steps"):
         sched.set_timesteps(0)
+    with pytest.raises(TypeError, match="clip_sample"):
+        GradientEstimationScheduler(clip_sample=1)
+    with pytest.raises(ValueError, match="clip_sample_range"):
+        GradientEstimationScheduler(clip_sample_range=0.0)
 
 
 def test_from_diffusers_bad_input():
@@ -237,6 +301,10 @@ def test_from_diffusers_bad_input():
         from_diffusers(unet, good, data_shape=(1, 16, 16))
     with pytest.raises(ValueError, match="channels"):
         from_diffusers(unet, good, data_shape=(3, 8, 8))
+    with pytest.raises(TypeError, match="clip_sample"):
+        from_diffusers(unet, good, clip_sample="yes")
+    with pytest.raises(ValueError, match="clip_sample_range"):
+        from_diffusers(unet, good, clip_sample=True, clip_sample_range=-1.0)
     den = from_diffusers(unet, good)
     with pytest.raises(ValueError, match="sample_size"):
         den(torch.zeros(2, 1, 16, 16), 1.0)

@@ -178,9 +178,30 @@ def test_bad_alphas_cumprod(abar, match):
         DiscreteTimeEpsModel(Recorder(), abar)
 
 
+@pytest.mark.parametrize("sigma", [0.02, 0.7, 25.0, torch.tensor([0.02, 0.7, 25.0])])
+def test_clip_sample_returns_the_eps_of_the_clipped_estimate(sigma):
+    """With a model whose x̂0 = x − σ ε is known (ε = 0.5 z), clip_sample gives
+    ε' = (x − clamp(x̂0, −r, r))/σ: x̂0 is kept inside the bound and clamped outside."""
+    r = 0.75
+    plain = DiscreteTimeEpsModel(Recorder(), linear_abar())
+    clipped = DiscreteTimeEpsModel(Recorder(), linear_abar(), clip_sample=True, clip_sample_range=r)
+    x = torch.linspace(-4, 4, 3 * 16, dtype=torch.float64).reshape(3, 1, 4, 4)
+    s = torch.as_tensor(sigma, dtype=torch.float64).expand(3).reshape(3, 1, 1, 1)
+    x0 = x - s * plain(x, sigma)
+    expected = (x - x0.clamp(-r, r)) / s
+    torch.testing.assert_close(clipped(x, sigma), expected, rtol=0, atol=0)
+    inside = x0.abs() <= r
+    assert 0 < int(inside.sum()) < inside.numel()  # both branches are exercised
+    assert "clip_sample_range=0.75" in repr(clipped) and "clip" not in repr(plain)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="timestep"):
         DiscreteTimeEpsModel(Recorder(), linear_abar(), timestep="round")
+    with pytest.raises(TypeError, match="clip_sample"):
+        DiscreteTimeEpsModel(Recorder(), linear_abar(), clip_sample=None)
+    with pytest.raises(ValueError, match="clip_sample_range"):
+        DiscreteTimeEpsModel(Recorder(), linear_abar(), clip_sample=True, clip_sample_range=0)
     with pytest.raises(TypeError, match="model"):
         DiscreteTimeEpsModel(3, linear_abar())
     den = DiscreteTimeEpsModel(lambda z, t: z[:1], linear_abar())

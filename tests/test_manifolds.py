@@ -1,19 +1,24 @@
-"""Shared property suite of every manifold family (THEORY §1, §6).
+"""Every manifold family: the shared contract, and what each family must do beyond it (THEORY §1, §6).
 
-Tolerances come from float64 arithmetic: coordinates of size ``R`` carry rounding
-errors of a few ``R·1e-16``; the projections are exact to rounding, so ``1e-10·(1 + R)``
-leaves a margin of several orders of magnitude and still catches any real error (a
-wrong winding or a non-converged Newton solve is off by far more).
+The shared property suite is ``toymanifold.testing.check_manifold`` — the same call a
+user runs on their own class — applied to every family here, so the contract has one
+definition (its docstring derives the tolerances). The tests below it check more:
+medial axes, extreme magnitudes, the spiral's reach, the data distributions, embedded
+copies, constructor arguments. Their tolerances come from float64 arithmetic:
+coordinates of size ``R`` carry rounding errors of a few ``R·1e-16``; the projections
+are exact to rounding, so ``1e-10·(1 + R)`` leaves a margin of several orders of
+magnitude and still catches any real error.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -30,13 +35,12 @@ from toymanifold.manifolds import (
 )
 from toymanifold.manifolds.spiral import _arc_length
 from toymanifold.testing import (
-    characteristic_length,
+    check_manifold,
     manifolds,
     points_far,
     points_near,
     points_on,
     schedules,
-    seeds,
 )
 
 F64 = torch.float64
@@ -52,101 +56,57 @@ def _any_points(K: Manifold) -> st.SearchStrategy[torch.Tensor]:
     return st.one_of(points_near(K), points_far(K), points_on(K))
 
 
-def _interior(K: Manifold, p: torch.Tensor) -> torch.Tensor:
-    """Rows of ``p`` (on ``K``) away from the boundary, where the normal space is ``T⊥``."""
-    if isinstance(K, Embedded):
-        return _interior(K.base, K.to_base(p))
-    if isinstance(K, (Spiral, SwissRoll)):
-        q = p[:, [0, 2]] if isinstance(K, SwissRoll) else p
-        theta = torch.linalg.vector_norm(q, dim=-1) / K.scale
-        ok = ((theta - K.theta_min).abs() > 1e-9 * K.theta_max) & ((theta - K.theta_max).abs() > 1e-9 * K.theta_max)
-        if isinstance(K, SwissRoll):
-            ok &= (p[:, 1] > 1e-12 * K.height) & (p[:, 1] < K.height * (1 - 1e-12))
-        return ok
-    return torch.ones(p.shape[0], dtype=torch.bool)
-
-
 # --------------------------------------------------------------------------------------
-# Properties of every family (Hypothesis)
+# The contract of every family: one definition, toymanifold.testing.check_manifold
 # --------------------------------------------------------------------------------------
 
+_RNG = np.random.default_rng(7)
 
-@given(data=st.data(), K=manifolds())
-def test_project_is_idempotent_and_finite(data, K):
-    x = data.draw(_any_points(K))
-    p = K.project(x)
-    assert p.shape == x.shape and p.dtype == x.dtype
-    assert bool(torch.isfinite(p).all())
-    tol = 1e-10 * _size(K, x)
-    assert float((K.project(p) - p).abs().max()) <= tol
+#: Every family, at ordinary and at awkward parameters, and an Embedded copy of each.
+CONTRACT_INSTANCES = [
+    Circle(),
+    Circle(0.1, center=[3.0, -3.0]),
+    Sphere(2),
+    Sphere(4, 2.5, center=[1.0, -1.0, 0.5, 0.0, 2.0]),
+    Torus(2.0, 0.5),
+    Torus(1.0, 0.9),  # fat: the reach is R − r = 0.1, set by the hole
+    AffineSubspace(np.eye(4)[:2]),
+    AffineSubspace(_RNG.normal(size=(1, 3)), offset=_RNG.normal(size=3), scale=0.1),
+    Spiral(),
+    Spiral(theta_min=0.5, theta_max=0.5 + 2 * math.pi * 4, scale=0.05),
+    SwissRoll(),
+    SwissRoll(theta_min=2.0, theta_max=4.0, scale=2.0, height=0.5),
+    FiniteSet(np.eye(3)),
+    FiniteSet(_RNG.normal(size=(40, 6))),
+    FiniteSet([[1.0, 2.0]]),  # one point: reach inf
+    Embedded(Circle(0.5), 5, seed=1),
+    Embedded(Sphere(2), 4, seed=2),
+    Embedded(Torus(2.0, 0.5), 6, seed=3),
+    Embedded(AffineSubspace(np.eye(3)[:1], offset=[0.0, 1.0, 0.0]), 5, seed=4),
+    Embedded(Spiral(), 4, seed=5),
+    Embedded(SwissRoll(), 5, seed=6),
+    Embedded(FiniteSet(_RNG.normal(size=(10, 2))), 7, seed=7),
+]
 
-
-@given(data=st.data(), K=manifolds())
-def test_distance_is_a_minimum_over_samples(data, K):
-    x = data.draw(_any_points(K))
-    q = K.sample(512, generator=data.draw(seeds()))
-    p, d = K.project_with_distance(x)
-    tol = 1e-10 * _size(K, x)
-    # dist_K(x) ≤ ‖x − q‖ for every q ∈ K ...
-    assert bool((d <= torch.cdist(x, q).min(dim=1).values + tol).all())
-    # ... and it is attained at the returned point, which lies on K.
-    torch.testing.assert_close(d, torch.linalg.vector_norm(x - p, dim=-1), rtol=0, atol=tol)
-    torch.testing.assert_close(K.distance(x), d, rtol=0, atol=tol)
-    assert float(K.distance(p).max()) <= tol
-
-
-@given(data=st.data(), K=manifolds())
-def test_residual_is_normal_to_tangent_space(data, K):
-    if K.intrinsic_dim == 0:
-        return
-    x = data.draw(st.one_of(points_near(K), points_far(K)))
-    p = K.project(x)
-    T = K.tangent_basis(p)
-    assert T.shape == (x.shape[0], K.intrinsic_dim, K.ambient_dim)
-    eye = torch.eye(K.intrinsic_dim, dtype=F64).expand(x.shape[0], -1, -1)
-    torch.testing.assert_close(T @ T.transpose(1, 2), eye, rtol=0, atol=1e-12)
-    inner = torch.einsum("bdn,bn->bd", T, x - p)[_interior(K, p)]
-    assert bool((inner.abs() <= 1e-10 * _size(K, x)).all())
+#: Examples per property and instance (each property runs on every instance above).
+CONTRACT_EXAMPLES = 10
 
 
-@given(data=st.data(), K=manifolds())
-def test_distance_is_1_lipschitz(data, K):
-    x = data.draw(_any_points(K))
-    y = data.draw(points_far(K, min_size=x.shape[0], max_size=x.shape[0]))
-    step = data.draw(st.floats(1e-6, 1.0))
-    y = x + step * (y - x)  # pairs at every scale, close ones included
-    gap = (K.distance(x) - K.distance(y)).abs()
-    bound = torch.linalg.vector_norm(x - y, dim=-1)
-    assert bool((gap <= bound + 1e-10 * _size(K, torch.cat([x, y]))).all())
+def _contract_id(K: Manifold) -> str:
+    return re.sub(r"[^\w.,=()-]+", "", repr(K))[:80]
 
 
-@given(K=manifolds(), seed=seeds())
-def test_samples_lie_on_K(K, seed):
-    x = K.sample(64, generator=seed)
-    assert x.shape == (64, K.ambient_dim) and x.dtype == F64
-    assert float(K.distance(x).max()) <= 1e-12 * _size(K, x)
-    torch.testing.assert_close(K.sample(64, generator=seed), x, rtol=0, atol=0)  # same seed, same points
+@pytest.mark.parametrize("K", CONTRACT_INSTANCES, ids=_contract_id)
+def test_every_family_meets_the_contract(K):
+    """THEORY §1, §6: every property of ``check_manifold`` (see its docstring)."""
+    check_manifold(K, max_examples=CONTRACT_EXAMPLES)
 
 
-@given(data=st.data(), K=manifolds())
-def test_normal_offsets_below_the_reach_project_back(data, K):
-    """Federer: for ``p ∈ K``, a unit normal ``ν`` and ``t < reach``, ``proj(p + tν) = p``."""
-    p = data.draw(points_on(K))
-    u = torch.randn(p.shape, dtype=F64, generator=torch.Generator().manual_seed(data.draw(seeds())))
-    if K.intrinsic_dim:
-        T = K.tangent_basis(p)
-        u = u - torch.einsum("bdn,bd->bn", T, torch.einsum("bdn,bn->bd", T, u))
-    norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
-    if float(norm.min()) < 1e-6:  # the normal space is {0} (an open subset of R^n)
-        return
-    nu = u / norm
-    reach = K.reach if math.isfinite(K.reach) else 10.0 * characteristic_length(K)
-    t = torch.tensor(data.draw(st.lists(st.floats(0.0, 0.99), min_size=p.shape[0], max_size=p.shape[0])))
-    x = p + (t.to(F64) * reach)[:, None] * nu
-    q, d = K.project_with_distance(x)
-    tol = 1e-9 * _size(K, x)
-    torch.testing.assert_close(q, p, rtol=0, atol=tol)
-    torch.testing.assert_close(d, t.to(F64) * reach, rtol=0, atol=tol)
+@settings(max_examples=6, suppress_health_check=[HealthCheck.nested_given])
+@given(K=manifolds())
+def test_drawn_family_parameters_meet_the_contract(K):
+    """The same contract at parameters Hypothesis draws."""
+    check_manifold(K, max_examples=3)
 
 
 @given(data=st.data(), K=manifolds(families=["circle", "sphere", "torus", "affine", "spiral", "swiss_roll", "finite"]))
@@ -165,16 +125,6 @@ def test_embedded_copy_preserves_distances_and_nearest_points(data, K):
     torch.testing.assert_close(dx, torch.sqrt(dy**2 + (w * w).sum(-1)), rtol=0, atol=tol)
     torch.testing.assert_close(E.tangent_basis(px), K.tangent_basis(py) @ E.frame.T, rtol=0, atol=1e-12)
     assert float(E.distance(E.sample(32, generator=0)).max()) <= 1e-12 * _size(K, y)
-
-
-@given(K=manifolds(max_ambient_dim=4), data=st.data())
-def test_float32_input_keeps_its_dtype(K, data):
-    x = data.draw(points_near(K))
-    p32 = K.project(x.to(torch.float32))
-    assert p32.dtype == torch.float32
-    # float32 rounding of the input moves the nearest point by at most ~1e-7 relative.
-    p64 = K.project(x.to(torch.float32).to(F64))
-    assert float((p32.to(F64) - p64).abs().max()) <= 1e-5 * _size(K, x)
 
 
 @given(s=schedules(final_zero=None))
@@ -214,50 +164,30 @@ def test_medial_axis_of_round_shapes():
 @pytest.mark.parametrize(
     "K",
     [
-        Circle(1.5, center=[0.5, -1.0]),
-        Sphere(2),
-        Sphere(5, 2.0),  # beyond four columns: the full-width branch
+        Circle(),
+        Circle(2.0, center=[1.0, -3.0]),
+        Sphere(3, 0.5),
         Torus(2.0, 0.5),
         AffineSubspace([[1.0, 2.0, 0.5], [0.0, 1.0, -1.0]], offset=[1.0, 0.0, 2.0]),
+        AffineSubspace([[1.0, -1.0, 0.0, 2.0]]),
+        Spiral(),
+        SwissRoll(),
+        FiniteSet(np.random.default_rng(0).normal(size=(30, 3))),
+        Embedded(Torus(2.0, 0.5), 5),
+        Embedded(Sphere(2), 6),
     ],
     ids=repr,
 )
-def test_row_blocks_change_nothing(K, monkeypatch):
-    """Oracles computed block by block (``row_blocks``) equal the one-block result.
-
-    Bit for bit, except where a BLAS product sums the squares (a sphere beyond four
-    columns), whose rounding may depend on the number of rows: a few ulps there.
-    Medial-axis points sit in several blocks, so the per-block patching is exercised.
-    """
-    import toymanifold.manifolds.base as base
-
-    g = torch.Generator().manual_seed(0)
-    x = K.sample(50, generator=g) + torch.randn(50, K.ambient_dim, dtype=F64, generator=g)
-    if isinstance(K, Sphere):
-        x[[3, 17, 40]] = K.center
-    if isinstance(K, Torus):
-        x[[5, 30]] = torch.tensor([0.0, 0.0, 1.0], dtype=F64)  # z-axis
-        x[[6, 31]] = torch.tensor([0.0, 2.0, 0.0], dtype=F64)  # core circle
-    whole = K.project_with_distance(x)
-    monkeypatch.setattr(base, "BLOCK_ROWS", 7)
-    blocks = K.project_with_distance(x)
-    tol = 0.0 if K.ambient_dim <= 4 else 8 * torch.finfo(F64).eps * float(x.abs().max())
-    for a, b in zip(blocks, whole):
-        torch.testing.assert_close(a, b, rtol=0, atol=tol)
-    torch.testing.assert_close(K.project(x), blocks[0], rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("K", [Circle(), Circle(2.0, center=[1.0, -3.0]), Sphere(3, 0.5), Torus(2.0, 0.5)], ids=repr)
 @pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
-def test_round_shapes_at_extreme_magnitudes(K, scale):
+def test_every_family_at_extreme_magnitudes(K, scale):
     """No overflow or underflow in the squared norms: points of size 1e±200 still project onto K.
 
-    (Squares of 1e±160 leave the float64 range; the oracles redo such rows from
-    coordinates rescaled by their largest entry, or with ``hypot``.)
+    (Squares of 1e±160 leave the float64 range; the oracles then use norms rescaled by
+    the largest entry, or ``hypot``; the spiral compares far candidates without ``ρ²``.)
     """
     g = torch.Generator().manual_seed(1)
     u = torch.randn(6, K.ambient_dim, dtype=F64, generator=g) * scale
-    x = u if isinstance(K, Torus) else u + K.center
+    x = u + K.center if isinstance(K, Sphere) else u
     p, d = K.project_with_distance(x)
     assert torch.isfinite(p).all() and torch.isfinite(d).all()
     tol = 1e-12 * (1.0 + float(x.abs().max()))
@@ -410,39 +340,3 @@ def test_torus_samples_are_uniform_in_area():
 def test_bad_constructor_arguments_raise_naming_them(build, name):
     with pytest.raises(ValueError, match=name):
         build()
-
-
-_FAMILY_EXAMPLES = [
-    Circle(),
-    Circle(2.0, center=[1.0, -3.0]),
-    Sphere(2),
-    Sphere(5),
-    Torus(2.0, 0.5),
-    AffineSubspace(np.eye(4)[:2]),
-    Spiral(),
-    SwissRoll(),
-    FiniteSet(np.eye(3)),
-    Embedded(Spiral(), 5),
-]
-
-
-@pytest.mark.parametrize("K", _FAMILY_EXAMPLES, ids=repr)
-def test_bad_points_raise_naming_the_argument(K):
-    n = K.ambient_dim
-    for bad in (np.zeros((3, n + 1)), np.zeros(n), np.zeros((2, n, 1))):
-        with pytest.raises(ValueError, match="x"):
-            K.project(bad)
-        with pytest.raises(ValueError, match="x"):
-            K.distance(bad)
-    for value in (float("nan"), float("inf"), -float("inf")):
-        for col in range(n):
-            x = np.ones((2, n))
-            x[1, col] = value
-            for method in (K.project, K.distance, K.project_with_distance):
-                with pytest.raises(ValueError, match="x must be finite"):
-                    method(x)
-    with pytest.raises(ValueError, match="p"):
-        K.tangent_basis(np.zeros((2, n + 1)))
-    with pytest.raises(ValueError, match="num"):
-        K.sample(-1)
-    assert K.project(np.zeros((0, n))).shape == (0, n)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import toymanifold as tm
-from toymanifold.denoisers.mlp import sample_sigmas
+from toymanifold.denoisers.mlp import _checkpoint_digest, sample_sigmas
 
 
 def _eval_loss(model, K, seed=5, num=2000):
@@ -79,7 +79,7 @@ def test_corrupt_truncated_and_foreign_checkpoints(tmp_path, trained):
     w = path / "model.safetensors"
     good = w.read_bytes()
     w.write_bytes(good[: len(good) // 2])  # truncated
-    with pytest.raises(ValueError, match="corrupt or truncated"):
+    with pytest.raises(ValueError, match="SHA-256"):
         tm.MLPDenoiser.load(path)
     w.write_bytes(good)
     (path / "config.json").write_text("{not json")
@@ -105,9 +105,7 @@ def test_pickle_payload_is_never_executed(tmp_path, trained):
     payload = pickle.dumps({"x": _Boom()})
     (path / "model.safetensors").write_bytes(payload)
     cfg = json.loads((path / "config.json").read_text())
-    import hashlib
-
-    cfg["weights_sha256"] = hashlib.sha256(payload).hexdigest()
+    cfg["sha256"] = _checkpoint_digest(cfg, payload)
     (path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="corrupt or foreign"):
         tm.MLPDenoiser.load(path)
@@ -133,3 +131,68 @@ def test_bad_input(trained):
         tm.train_denoiser(model, K, steps=1, sigma_min=1.0, sigma_max=0.5, progress=False)
     with pytest.raises(TypeError, match="model"):
         tm.train_denoiser(torch.nn.Linear(2, 2), K, steps=1, progress=False)
+
+
+def test_checksum_covers_the_configuration(tmp_path, trained):
+    """Editing config.json (a different width, dtype, or format field) is detected, not loaded."""
+    _, model, _, _ = trained
+    path = model.save(tmp_path / "c")
+    cfg = json.loads((path / "config.json").read_text())
+    for key, value in (("dtype", "float64"), ("config", {**cfg["config"], "embedding_dim": 16})):
+        edited = {**cfg, key: value}
+        (path / "config.json").write_text(json.dumps(edited))
+        with pytest.raises(ValueError, match="SHA-256"):
+            tm.MLPDenoiser.load(path)
+    (path / "config.json").write_text(json.dumps(cfg))
+    assert tm.MLPDenoiser.load(path).config() == model.config()
+
+
+def test_nonfinite_weights_are_refused_on_load(tmp_path, trained):
+    """A checkpoint whose hash matches but whose weights hold NaN (a diverged run) is refused."""
+    _, model, _, _ = trained
+    bad = tm.MLPDenoiser(**model.config())
+    bad.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        bad.out.weight[0, 0] = float("nan")
+    path = bad.save(tmp_path / "nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        tm.MLPDenoiser.load(path)
+
+
+def test_training_arguments_are_validated(trained):
+    K, model, _, _ = trained
+    for kw, exc, name in (
+        (dict(log_std=0.0), ValueError, "log_std"),
+        (dict(log_std=-1.0), ValueError, "log_std"),
+        (dict(log_mean=float("nan")), ValueError, "log_mean"),
+        (dict(log_mean="big"), TypeError, "log_mean"),
+        (dict(weight_decay=-1e-4), ValueError, "weight_decay"),
+        (dict(weight_decay=float("inf")), ValueError, "weight_decay"),
+        (dict(weight_decay=True), TypeError, "weight_decay"),
+    ):
+        with pytest.raises(exc, match=name):
+            tm.train_denoiser(model, K, steps=1, progress=False, **kw)
+
+
+@pytest.mark.parametrize("dtype, cause", [(torch.float32, "learning rate"), (torch.float16, "float16")])
+def test_divergence_restores_finite_parameters_and_names_the_cause(dtype, cause):
+    """A run that diverges leaves the last finite parameters and says why (float16 included)."""
+    K = tm.Embedded(tm.Circle(), 8, seed=1)
+    torch.manual_seed(0)
+    model = tm.MLPDenoiser(8, hidden=16, depth=1).to(dtype)
+    lr = 1e8 if dtype == torch.float32 else 2e-3
+    with pytest.raises(FloatingPointError, match=cause) as info:
+        tm.train_denoiser(model, K, steps=50, batch_size=32, lr=lr, progress=False)
+    assert "training diverged at step" in str(info.value)
+    assert all(bool(torch.isfinite(q).all()) for q in model.parameters())
+    assert not model.training  # left in eval mode, as after a successful run
+
+
+def test_format_version_1_is_refused_with_the_reason(tmp_path, trained):
+    _, model, _, _ = trained
+    path = model.save(tmp_path / "old")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["format_version"] = 1
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="version 1 checksummed the weights only"):
+        tm.MLPDenoiser.load(path)

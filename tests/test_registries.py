@@ -39,6 +39,24 @@ def test_every_data_set_builds_and_checks_its_dimension(name):
             ds.build(n + 1)
 
 
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_data_set_has_an_interactive_view(name):
+    """The report's interactive view works for every data set: 2-D for curves and point clouds, 3-D for surfaces."""
+    from analysis.figures import trajectories_interactive_figure
+
+    data = DATASETS[name].build(seed=0)
+    chart = data.chart
+    traj = torch.stack([chart.to_coords(data.manifold.sample(3, generator=i)) for i in range(4)])
+    fig = trajectories_interactive_figure(
+        {"coords": list(chart.names), "manifold": chart.background.tolist(), "curve": chart.curve,
+         "trajectories": {"DDIM": traj.tolist()}, "denoiser": "MLP"}
+    )  # fmt: skip
+    k = len(chart.names)
+    assert {t.type for t in fig.data} == {"scatter3d" if k == 3 else "scatter"}
+    titles = [fig.layout.scene.xaxis.title.text] if k == 3 else [fig.layout.xaxis.title.text]
+    assert titles[0] == chart.names[0] and "$" not in titles[0]
+
+
 def test_data_set_aliases_and_unknown_names():
     assert tm.datasets.resolve_name(" Swiss-Roll ") == "swissroll"
     with pytest.raises(ValueError, match="unknown data set"):

@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,10 +43,10 @@ def quick_report(tmp_path_factory):
 
 
 def test_every_file_written(quick_report):
-    from analysis.report import make_figures
+    from analysis.report.render import INTERACTIVE, make_figures
 
     results = _strict_json((quick_report / "results.json").read_text(encoding="utf-8"))
-    expected = {f"{stem}.png" for stem in make_figures(results) if stem != "trajectories_3d"}
+    expected = {f"{stem}.png" for stem in make_figures(results) if stem != INTERACTIVE}
     found = {p.name for p in (quick_report / "figures").iterdir()}
     assert found == expected
     assert len(expected) >= 8  # one PNG per figure of the report (and one per denoiser where there are two)
@@ -202,6 +203,120 @@ def test_meta_and_config(quick_report):
     m = results["manifold"]
     assert m["n"] == 64 and m["d"] == 2 and "Embedded" in m["repr"]
     assert results["training"]["steps"] == 100
+
+
+# --------------------------------------------------------------------------- the kernel-free sliders
+
+
+def plotly_figures(page: str) -> dict[str, tuple[list, dict]]:
+    """Every ``Plotly.newPlot(id, data, layout, config)`` call of the page: ``{id: (data, layout)}``."""
+    decoder = json.JSONDecoder()
+    figures = {}
+    for m in re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', page):
+        data, end = decoder.raw_decode(page, m.end())
+        layout, _ = decoder.raw_decode(page, re.compile(r",\s*").match(page, end).end())
+        figures[m.group(1)] = (data, layout)
+    return figures
+
+
+def nan_array(values) -> np.ndarray:
+    """A plotly array as floats: a JSON list (null → NaN) or plotly's base64 typed array."""
+    if isinstance(values, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).astype(float)
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def joined(x, ys) -> np.ndarray:
+    """Runs ``ys`` (B, T) against a shared x, one line with NaN gaps (as the figures draw them)."""
+    ys = np.atleast_2d(np.asarray(ys, dtype=float))
+    return np.hstack([ys, np.full((ys.shape[0], 1), np.nan)]).ravel()
+
+
+@pytest.fixture(scope="module")
+def page_and_results(quick_report):
+    page = (quick_report / "report.html").read_text(encoding="utf-8")
+    return page, _strict_json((quick_report / "results.json").read_text(encoding="utf-8"))
+
+
+def test_plotly_js_is_inlined_once_for_every_figure(page_and_results):
+    page, _ = page_and_results
+    assert len(re.findall(r"\* plotly\.js v\d", page)) == 1
+    head, body = page.split("</head>", 1)
+    assert "* plotly.js v" in head  # before the first figure that needs it
+    figures = plotly_figures(body)
+    assert {"slider_theorem1_eta", "slider_gamma_mlp", "slider_gamma_ideal"} <= set(figures)
+    assert len(figures) == 4  # the three sliders and the interactive trajectory view
+
+
+def test_theorem1_slider_steps_hold_theorem1_at_each_eta(page_and_results):
+    import analysis
+
+    page, results = page_and_results
+    env, grid = results["envelope"], results["envelope"]["eta_grid"]
+    data, layout = plotly_figures(page)["slider_theorem1_eta"]
+    (slider,) = layout["sliders"]
+    assert [float(s["label"]) for s in slider["steps"]] == grid["etas"]
+    assert grid["etas"][slider["active"]] == env["eta"]
+    names = [tr["name"] for tr in data]
+    sig = torch.tensor(env["sigmas"], dtype=torch.float64)
+    r_N = torch.tensor(env["r_N"], dtype=torch.float64)
+    failing = 0
+    for eta, step in zip(grid["etas"], slider["steps"]):
+        assert step["method"] == "update"
+        restyle, relayout, indices = step["args"]
+        y = {names[j]: nan_array(v) for j, v in zip(indices, restyle["y"])}
+        b = analysis.theorem1_bounds(sig, eta, grid["nu"], r_N)
+        np.testing.assert_allclose(y["Theorem 1 envelope"], b.upper[:, 0].numpy(), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(y["Theorem 1 lower"], b.lower[:, 0].numpy(), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(y["max r_N · U_t"], (r_N.max() * b.U).numpy(), rtol=1e-12)
+        # The run traces are the precomputed distances, relative to dist_K(x_N).
+        i = grid["etas"].index(eta)
+        for mode in ("random", "outward", "inward"):
+            D = np.asarray(grid["runs"][f"perturbed {mode}"][i])
+            j = names.index(f"perturbed {mode}")  # the distance trace (the ratio trace comes after it)
+            np.testing.assert_array_equal(nan_array(restyle["y"][indices.index(j)]), joined(None, D / D[:, :1]))
+        holds = bool(b.conditions_hold.all())
+        failing += not holds
+        expected = "Theorem 1's conditions hold" if holds else "Theorem 1's conditions FAIL"
+        assert relayout["title.text"].startswith(expected)
+    assert 0 < failing < len(grid["etas"])  # ν is fixed: the conditions fail for the larger η
+    # At the report's η the grid repeats the envelope runs (the same experiment).
+    i = grid["etas"].index(env["eta"])
+    for mode in ("random", "outward", "inward"):
+        assert grid["runs"][f"perturbed {mode}"][i] == env["runs"][f"perturbed {mode}"]
+    # At η = 0 every mode is the exact projection.
+    exact = np.asarray(env["runs"]["exact projection (η = 0)"])
+    for mode in ("random", "outward", "inward"):
+        np.testing.assert_allclose(grid["runs"][f"perturbed {mode}"][0], exact, rtol=1e-12)
+
+
+def test_gamma_slider_steps_hold_the_sweep(page_and_results):
+    page, results = page_and_results
+    view = results["trajectories"]
+    lim = np.asarray(view["limits"])
+    for den, sweep in results["gamma_sweep"].items():
+        data, layout = plotly_figures(page)[f"slider_gamma_{den.lower()}"]
+        (slider,) = layout["sliders"]
+        gammas = sweep["gammas"]
+        assert [float(s["label"]) for s in slider["steps"]] == gammas
+        ode = next(tr for tr in data if tr["name"] == "ODE error (all γ)")
+        assert ode["x"] == gammas and ode["y"] == sweep["metrics"]["ode_error"]
+        ddim = next(tr for tr in data if tr["name"] == "DDIM")
+        for g, step in zip(gammas, slider["steps"]):
+            restyle, relayout, _ = step["args"]
+            assert restyle["name"][0] == f"GE (γ={g:g})" and relayout["shapes[0].x0"] == g
+            coords = np.asarray(sweep["trajectories"]["coords"][gammas.index(g)])  # (T, B, 3)
+            outside = ((coords < lim[:, 0]) | (coords > lim[:, 1])).any(-1)
+            shown = np.where(outside[..., None], np.nan, coords)
+            for k, axis in enumerate("xyz"):
+                np.testing.assert_array_equal(nan_array(restyle[axis][0]), joined(None, shown[..., k].T))
+                np.testing.assert_array_equal(nan_array(restyle[axis][1]), shown[-1, :, k])
+            if g == 1.0:  # DDIM's fixed traces are the γ = 1 run
+                np.testing.assert_array_equal(nan_array(ddim["x"]), nan_array(restyle["x"][0]))
+            m = sweep["metrics"]
+            assert f"ODE error {m['ode_error'][gammas.index(g)]:.3g}" in relayout["title.text"]
 
 
 # --------------------------------------------------------------------------- bad input

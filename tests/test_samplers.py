@@ -240,10 +240,12 @@ def test_ddim_with_projection_keeps_ratio_and_nearest_point(k, n_steps, hi, rati
     """THEORY §3, Lemma 1 with η = 0: d_{t−1} = (1 − β_t) d_t, so r_t is constant and
     proj_K(x_t) does not move.
 
-    Start x_N = σ_N ξ (the sampler's start; r_N ≈ 1 by Corollary 3). Arithmetic: x_t carries
-    an absolute rounding error ~ ε‖p‖ that does not shrink with d_t, so r_t is exact to about
-    ε(N + ‖p‖/d_t); with σ_min/σ_max ≥ 1e-2 and R ≤ 2 that is below 1e-13, and 1e-12 holds.
-    (Closer to the manifold the cancellation in x − proj(x) sets the floor, not the loop.)"""
+    Start x_N = σ_N ξ (the sampler's start; r_N ≈ 1 by Corollary 3, but a start can fall
+    next to K: r_N ≈ 0.003 happens). Arithmetic: each step x_{t−1} = x_t − (σ_t − σ_{t−1}) ε_t
+    rounds to within ~2ε‖x‖, and computing d = dist_K(x) cancels to within a few ε(‖x‖ + ‖p‖);
+    these absolute errors do not shrink with d_t. So |r_t − r_N| ≤ 4ε(N + 2)(‖x‖ + ‖p‖)/(√n σ_t)
+    plus the relative rounding 4(N + 1)ε of the ratio itself: tight where r_N ≈ 1 (≈ 1e-14),
+    looser for a start next to K, as it must be."""
     m = _manifolds()[k]
     n = m.ambient_dim
     sig = (schedules.karras if karras else schedules.loglinear)(hi, hi * ratio, n_steps)
@@ -253,7 +255,11 @@ def test_ddim_with_projection_keeps_ratio_and_nearest_point(k, n_steps, hi, rati
     flat = tr.xs.reshape(-1, n)
     p, d = m.project_with_distance(flat)
     r = (d.reshape(n_steps + 1, -1) / (math.sqrt(n) * sig[:, None])).numpy()
-    np.testing.assert_allclose(r, np.broadcast_to(r[0], r.shape), rtol=1e-12, atol=0)
+    eps = np.finfo(np.float64).eps
+    size = (torch.linalg.vector_norm(flat, dim=1) + torch.linalg.vector_norm(p, dim=1)).reshape(n_steps + 1, -1)
+    scale = size.max(0).values.numpy()[None, :] / (math.sqrt(n) * sig[:, None].numpy())
+    tol = 4 * eps * (n_steps + 2) * scale + 4 * (n_steps + 1) * eps * np.abs(r[0])
+    assert np.all(np.abs(r - r[0]) <= tol), (np.abs(r - r[0]) / tol).max()
     p = p.reshape(n_steps + 1, 4, n)
     torch.testing.assert_close(p, p[:1].expand_as(p), rtol=0, atol=1e-12 * max(1.0, p.abs().max().item()))
     # x0_hats of the exact projection are the nearest points (THEORY §2, η = 0)

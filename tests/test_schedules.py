@@ -214,28 +214,114 @@ def test_discrete_bad_input():
 # ----------------------------------------------------------------------------- the paper
 
 
+# Reference timesteps of the paper's code for linear betas and σ_max = 40 (THEORY §5).
+PAPER_TIMESTEPS = {
+    5: [853, 652, 380, 116, 22, 0],
+    10: [853, 765, 665, 549, 415, 271, 149, 73, 33, 14, 0],
+}
+
+
+def section5_sigma_end(n):
+    """THEORY §5 step 1 written out independently: the DDIM grid ⌊linspace(T, 0, N + 1)⌋,
+    the float32 table σ(t) = √(1/ᾱ_t − 1) of diffusers' float32 ᾱ, and the geometric
+    mean of the grid's last two σ as exp of the mean of the logs, all in NumPy float32."""
+    abar = diffusers.DDPMScheduler(num_train_timesteps=1000).alphas_cumprod.numpy()
+    assert abar.dtype == np.float32
+    sigma = np.sqrt(np.float32(1) / abar - np.float32(1))
+    grid = np.floor(np.linspace(1000, 0, n + 1)).astype(np.int64)
+    assert grid[n - 1] == 1000 // n and grid[n] == 0  # the statement σ(⌊T/N⌋) of THEORY §5
+    return float(np.exp((np.log(sigma[grid[n - 1]]) + np.log(sigma[grid[n]])) / np.float32(2))), grid[n - 1]
+
+
+# NumPy and torch may round float32 log/exp differently by an ulp: σ_end agrees to a few
+# float32 ulps of log σ (|log σ| < 5), far below the ≥ 0.4 % between neighbouring σ(t).
+SIGMA_END_RTOL = 8 * 5 * EPS32
+
+
+def test_paper_reference_timesteps():
+    for n, ref in PAPER_TIMESTEPS.items():
+        assert schedules.paper_timesteps(n).tolist() == ref
+        assert schedules.paper_timesteps(n, 40.0, diffusers.DDPMScheduler().alphas_cumprod).tolist() == ref
+
+
 def test_paper_cifar10_n10_numbers():
-    """THEORY §5: σ(99) ≈ 0.339, σ(0) ≈ 0.010, σ_end ≈ 0.058; σ_max = 40, γ = 2."""
+    """THEORY §5: σ(100) ≈ 0.3423, σ(0) ≈ 0.0100, σ_end ≈ 0.058505 (float32, as the paper's code)."""
     s, gamma = schedules.paper(10, "cifar10")
     _is_schedule(s, 10)
-    table = schedules.ddpm_sigmas()
     assert gamma == 2.0 and s[0].item() == 40.0
-    assert table[99].item() == pytest.approx(0.339, abs=5e-4)
-    sigma_end = math.sqrt(table[99].item() * table[0].item())
-    assert s[9].item() == sigma_end and sigma_end == pytest.approx(0.058, abs=5e-4)
-    assert s[10].item() == table[0].item() == pytest.approx(0.0100005, rel=1e-6)
+    assert s[9].item() == pytest.approx(0.058505, rel=1e-5)
+    # the previous rule, σ(99) from ⌊linspace(999, 0, N + 1)⌋, is 0.5 % off
+    table = schedules.ddpm_sigmas()
+    assert math.sqrt(table[99].item() * table[0].item()) != pytest.approx(0.058505, rel=1e-3)
+    assert s[10].item() == pytest.approx(0.0100005, rel=2e-4)  # σ(0), float64 of diffusers' float32 ᾱ_0
     # N log-linear sigmas from σ_max to σ_end: constant ratio over the first N entries
     r = (s[:9] / s[1:10]).numpy()
-    np.testing.assert_allclose(r, (40.0 / sigma_end) ** (1 / 9), rtol=1e-13)
+    np.testing.assert_allclose(r, (40.0 / s[9].item()) ** (1 / 9), rtol=1e-13)
+
+
+def test_paper_sigma_end_uses_floor_T_over_N():
+    """For every N in 2…100, σ_end = √(σ(⌊1000/N⌋) σ(0)), against the transcription above."""
+    table = schedules.ddpm_sigmas()
+    for n in range(2, 101):
+        s, _ = schedules.paper(n, "cifar10")
+        expected, k = section5_sigma_end(n)
+        assert s[n - 1].item() == pytest.approx(expected, rel=SIGMA_END_RTOL), n
+        # and not a neighbouring grid point (the old σ(⌊999/N⌋) where it differs)
+        for other in {k - 1, k + 1}:
+            assert s[n - 1].item() != pytest.approx(math.sqrt(table[other].item() * table[0].item()), rel=1e-3)
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 10, 20, 50, 100, 500, 999])
 def test_paper_grid_rule(n):
     s, _ = schedules.paper(n, "cifar10")
     _is_schedule(s, n)
-    grid = np.floor(np.linspace(999, 0, n + 1)).astype(int)
-    table = schedules.ddpm_sigmas()
-    assert s[n - 1].item() == math.sqrt(table[grid[n - 1]].item() * table[0].item())
+    assert s[n - 1].item() == pytest.approx(section5_sigma_end(n)[0], rel=SIGMA_END_RTOL)
+
+
+def test_paper_discrete_is_the_table_at_searchsorted_timesteps():
+    """discrete=True: σ(t_k) at t_k = the smallest t with σ(t) ≥ σ_k of the continuous
+    schedule (σ(t−1) < σ_k ≤ σ(t)), then σ(0); the table is float64 of diffusers' float32 ᾱ."""
+    abar = diffusers.DDPMScheduler().alphas_cumprod.double()
+    table = ((1 - abar) / abar).sqrt()
+    for n in range(2, 72):  # from N = 72 on two σ share a timestep (tested below)
+        cont, g = schedules.paper(n, "cifar10")
+        disc, g2 = schedules.paper(n, "cifar10", discrete=True)
+        _is_schedule(disc, n)
+        t = schedules.paper_timesteps(n)
+        assert g == g2 and t[-1].item() == 0 and disc[-1].item() == cont[-1].item() == table[0].item()
+        assert torch.equal(disc, table[t])
+        assert bool((table[t[:-1] - 1] < cont[:-1]).all()) and bool((cont[:-1] <= table[t[:-1]]).all())
+    ref = schedules.paper(10, "cifar10", discrete=True)[0]
+    assert torch.equal(ref, table[torch.tensor(PAPER_TIMESTEPS[10])])
+
+
+def test_paper_timestep_rule_matches_the_alpha_bar_search():
+    """The paper's code searches ᾱ: t = #{s : ᾱ_s ≥ 1/(1 + σ²)}, i.e. σ(t−1) ≤ σ < σ(t).
+    The two rules differ only for σ equal to a table entry; no σ of the schedule is one."""
+    abar32 = diffusers.DDPMScheduler().alphas_cumprod
+    for sigma_max in (40.0, 80.0, 100.0, 120.0):
+        for n in range(2, 72):
+            sig = schedules.loglinear(sigma_max, schedules.paper(n, "cifar10")[0][n - 1].item(), n - 1)
+            count = (abar32.double()[None, :] >= (1 / (1 + sig**2))[:, None]).sum(1)
+            assert schedules.paper_timesteps(n, sigma_max)[:-1].tolist() == count.tolist(), (sigma_max, n)
+
+
+def test_paper_repeated_timesteps_are_merged_with_a_warning():
+    with pytest.warns(UserWarning, match="merged"):
+        t = schedules.paper_timesteps(100)
+    assert len(t) < 101 and bool((t[1:] < t[:-1]).all()) and t[-1].item() == 0
+    with pytest.warns(UserWarning, match="merged"):
+        s, _ = schedules.paper(100, "cifar10", discrete=True)
+    assert len(s) == len(t)
+
+
+def test_paper_timesteps_other_models():
+    # σ_max above the table's largest σ is clipped to σ(T − 1)
+    abar = schedules.alphas_cumprod(1000, "scaled_linear", 0.00085, 0.012)
+    t = schedules.paper_timesteps(20, 40.0, abar)
+    assert t[0].item() == 999 and len(t) == 21
+    # one step: σ_max, then t = 0 (no σ_end needed)
+    assert schedules.paper_timesteps(1).tolist() == [853, 0]
 
 
 @pytest.mark.parametrize("n,gamma,sigma_max", [(5, 2.0, 40.0), (10, 2.0, 80.0), (20, 2.4, 100.0), (50, 2.8, 120.0)])
@@ -243,6 +329,12 @@ def test_paper_celeba_table(n, gamma, sigma_max):
     s, g = schedules.paper(n, "CelebA")
     _is_schedule(s, n)
     assert g == gamma and s[0].item() == sigma_max
+    assert s[n - 1].item() == pytest.approx(section5_sigma_end(n)[0], rel=SIGMA_END_RTOL)
+    d, g2 = schedules.paper(n, "CelebA", discrete=True)
+    _is_schedule(d, n)
+    t = schedules.paper_timesteps(n, sigma_max)
+    assert g2 == gamma and torch.equal(d, schedules.paper(n, "cifar10", discrete=True)[0]) == (sigma_max == 40.0)
+    assert d[0].item() >= sigma_max and len(t) == n + 1
 
 
 def test_paper_bad_input():
@@ -252,5 +344,17 @@ def test_paper_bad_input():
         schedules.paper(10, "imagenet")
     with pytest.raises(ValueError, match="n_steps must be >= 2"):
         schedules.paper(1, "cifar10")
-    with pytest.raises(ValueError, match="n_steps must be <= 999"):
+    with pytest.raises(ValueError, match="n_steps must be < 1000"):
         schedules.paper(1000, "cifar10")
+    with pytest.raises(TypeError, match="discrete must be a bool"):
+        schedules.paper(10, "cifar10", discrete=1)
+    with pytest.raises(ValueError, match="n_steps must be < num_train_timesteps"):
+        schedules.paper_timesteps(1000)
+    with pytest.raises(ValueError, match="sigma_max must be > 0"):
+        schedules.paper_timesteps(10, -1.0)
+    with pytest.raises(ValueError, match="sigma_max must exceed"):
+        schedules.paper_timesteps(10, 0.05)
+    with pytest.raises(ValueError, match="alphas_cumprod must be strictly decreasing"):
+        schedules.paper_timesteps(10, 40.0, [0.9, 0.95, 0.5])
+    with pytest.raises(ValueError, match="ᾱ_0 = 1"):
+        schedules.paper_timesteps(1, 40.0, [1.0, 0.5, 0.1])

@@ -55,8 +55,9 @@ class Chart:
     """Plot coordinates of ``R^n`` for one data set.
 
     ``to_coords`` maps ``(B, n)`` points to ``(B, k)`` coordinates (``k`` = 2 or 3)
-    named ``names``; ``background`` holds points of ``K`` in those coordinates (ordered
-    along the curve when ``curve`` is true, so they can be drawn as a line).
+    named ``names`` (plain Unicode, which every plotting library shows); ``background``
+    holds points of ``K`` in those coordinates (ordered along the curve when ``curve`` is
+    true, so they can be drawn as a line).
     """
 
     names: tuple[str, ...]
@@ -80,7 +81,9 @@ class DataSet:
     """One entry of :data:`DATASETS`.
 
     ``summary`` is the one-line help text; ``min_ambient_dim`` (and ``fixed_ambient_dim``
-    where the data fix ``n``) say which ``n`` it accepts; ``make(n, seed)`` builds it.
+    where the data fix ``n``) say which ``n`` it accepts, ``min_ambient_dim_reason`` why
+    no smaller ``n`` (when it is not just the base manifold's own dimension);
+    ``make(n, seed)`` builds it.
     """
 
     name: str
@@ -88,6 +91,7 @@ class DataSet:
     make: Callable[[int, int], ToyData]
     min_ambient_dim: int
     fixed_ambient_dim: int | None = None
+    min_ambient_dim_reason: str = ""
 
     def check_ambient_dim(self, ambient_dim: int) -> int:
         """``ambient_dim`` if this data set can live in ``R^ambient_dim``, else a ``ValueError`` saying why."""
@@ -95,13 +99,17 @@ class DataSet:
         if self.fixed_ambient_dim is not None and n != self.fixed_ambient_dim:
             raise ValueError(f"ambient_dim must be {self.fixed_ambient_dim} for {self.name}, got {n}")
         if n < self.min_ambient_dim:
-            raise ValueError(f"ambient_dim must be >= {self.min_ambient_dim} for {self.name}, got {n}")
+            why = f" ({self.min_ambient_dim_reason})" if self.min_ambient_dim_reason else ""
+            raise ValueError(f"ambient_dim must be >= {self.min_ambient_dim} for {self.name}, got {n}{why}")
         return n
 
     def build(self, ambient_dim: int | None = None, seed: int = 0) -> ToyData:
         """The data set in ``R^ambient_dim`` (default 64); embedding frames and samples seeded by ``seed``."""
         n = self.check_ambient_dim(DEFAULT_AMBIENT_DIM if ambient_dim is None else ambient_dim)
         return self.make(n, check_int(seed, "seed", minimum=0))
+
+
+_SUB = "₀₁₂₃₄₅₆₇₈₉"
 
 
 def _as64(x) -> torch.Tensor:
@@ -133,12 +141,12 @@ def _embedded(name: str, base_factory: Callable[[], Manifold], m: int, descripti
             bg = base.sample(2500 if m == 3 else 1500, g)
         if n == m:
             K, to_coords, label = base, _as64, f"{description} in R^{m}"
-            names = tuple(f"$y_{i + 1}$" for i in range(m))
+            names = tuple(f"x{_SUB[i + 1]}" for i in range(m))
         else:
             K = Embedded(base, n, seed=seed)
             to_coords = K.to_base
             label = f"{description}, embedded isometrically in R^{n} (random frame, seed {seed})"
-            names = tuple(f"$y_{i + 1}=(Q^\\top x)_{i + 1}$" for i in range(m))
+            names = tuple(f"y{_SUB[i + 1]} = (Qᵀx){_SUB[i + 1]}" for i in range(m))
         return ToyData(name, label, K, Chart(names, to_coords, curve, bg))
 
     return DataSet(name, f"{description} (in R^{m}; embedded in R^n)", make, min_ambient_dim=m)
@@ -150,9 +158,8 @@ def _subspace(n: int, seed: int) -> ToyData:
     def to_coords(x):
         return (_as64(x) - K.offset) @ K.basis.T
 
-    chart = Chart(
-        ("$b_1^\\top x$", "$b_2^\\top x$"), to_coords, False, to_coords(K.sample(1500, _background_generator(seed)))
-    )
+    background = to_coords(K.sample(1500, _background_generator(seed)))
+    chart = Chart(("b₁ᵀ(x − c)", "b₂ᵀ(x − c)"), to_coords, False, background)
     return ToyData("subspace", f"random plane in R^{n} with data N(0, P)", K, chart)
 
 
@@ -160,7 +167,8 @@ def _finite(n: int, seed: int) -> ToyData:
     emb = Embedded(Sphere(2), n, seed=seed) if n > 3 else None
     pts = (emb or Sphere(2)).sample(64, torch.Generator().manual_seed(20_000 + seed))
     to_coords = emb.to_base if emb is not None else _as64
-    chart = Chart(tuple(f"$y_{i + 1}$" for i in range(3)), to_coords, False, to_coords(pts))
+    names = tuple(f"y{_SUB[i + 1]} = (Qᵀx){_SUB[i + 1]}" if emb is not None else f"x{_SUB[i + 1]}" for i in range(3))
+    chart = Chart(names, to_coords, False, to_coords(pts))
     return ToyData(
         "finite", f"64 points drawn uniformly from S² (embedded in R^{n}), as a finite set", FiniteSet(pts), chart
     )
@@ -194,7 +202,14 @@ DATASETS: dict[str, DataSet] = {
             3,
             "Swiss roll (spiral 0.1θ, θ ∈ [1.5π, 4.5π]) × [0, 2]",
         ),
-        DataSet("subspace", "random plane (d = 2) in R^n with data N(0, P)", _subspace, min_ambient_dim=2),
+        DataSet(
+            "subspace",
+            "random plane (d = 2) in R^n with data N(0, P)",
+            _subspace,
+            min_ambient_dim=3,
+            min_ambient_dim_reason="a plane in R^2 is all of R^2: it has no normal space, dist_K = 0 everywhere "
+            "and r, eta (THEORY §2) are undefined",
+        ),
         DataSet("finite", "64 points drawn uniformly from S², as a finite set in R^n", _finite, min_ambient_dim=3),
         DataSet(
             "digits", "scikit-learn's 1797 8×8 digits as a finite set (n = 64 only)", _digits, 64, fixed_ambient_dim=64

@@ -14,9 +14,11 @@ training timestep ``t = 0..T−1`` (increasing in ``t``).
   table with diffusers' beta schedules; ``σ_t = √((1 − ᾱ_t)/ᾱ_t)`` (THEORY §1).
 - :func:`timesteps`, :func:`discrete`: diffusers' inference timestep spacings
   ("leading", "trailing", "linspace") and the σ sequence a DDIM scheduler steps through.
-- :func:`paper`: the schedule and ``γ`` of Permenter & Yuan's experiments (THEORY §5).
+- :func:`paper`, :func:`paper_timesteps`: the schedule and ``γ`` of Permenter & Yuan's
+  experiments (THEORY §5), continuous or at the integer timesteps of their image sampler.
 
-All arithmetic is float64. diffusers computes its betas and ``ᾱ`` in float32, so
+All arithmetic is float64 except where :func:`paper` follows the paper's float32 code.
+diffusers computes its betas and ``ᾱ`` in float32, so
 its tables agree with these to float32 rounding (about ``T · 2⁻²⁴`` relative for
 the cumulative product), not bit for bit.
 """
@@ -24,6 +26,7 @@ the cumulative product), not bit for bit.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,6 +44,7 @@ __all__ = [
     "karras",
     "loglinear",
     "paper",
+    "paper_timesteps",
     "timesteps",
 ]
 
@@ -52,6 +56,9 @@ PAPER_CELEBA: dict[int, tuple[float, float]] = {5: (2.0, 40.0), 10: (2.0, 80.0),
 #: CIFAR-10: ``σ_max = 40``, ``γ = 2`` for every ``N`` (THEORY §5).
 PAPER_CIFAR10_SIGMA_MAX = 40.0
 PAPER_CIFAR10_GAMMA = 2.0
+#: The paper's DDPM model: linear betas from 1e-4 to 0.02 over ``T = 1000`` steps.
+PAPER_BETAS = (1e-4, 0.02)
+PAPER_T = 1000
 
 
 def _check_range(sigma_max: Any, sigma_min: Any) -> tuple[float, float]:
@@ -122,9 +129,16 @@ def karras(
     r = check_positive(rho, "rho")
     m = _points(n_steps, final_zero)
     ramp = np.arange(m, dtype=np.float64) / (m - 1)
-    a, b = hi ** (1.0 / r), lo ** (1.0 / r)
-    s = (a + ramp * (b - a)) ** r
+    # The same formula divided by σ_max^{1/ρ}: (lo/hi)^{1/ρ} ∈ (0, 1], so no power overflows
+    # for any ρ, σ_max (σ_max^{1/ρ} alone overflows at σ_max = 1e300, ρ = 0.5).
+    c = (lo / hi) ** (1.0 / r)
+    s = hi * (1.0 + ramp * (c - 1.0)) ** r
     s[0], s[-1] = hi, lo
+    if not bool((s[1:] < s[:-1]).all()):
+        raise ValueError(
+            f"rho = {r} is too extreme for float64 to separate {m} points between sigma_min = {lo} "
+            f"and sigma_max = {hi}: the points collapse; use a moderate rho (EDM: 7)"
+        )
     return _finish(s, final_zero)
 
 
@@ -275,29 +289,103 @@ def discrete(
 # --------------------------------------------------------------------------- the paper
 
 
-def paper(n_steps: int, dataset: str) -> tuple[torch.Tensor, float]:
-    """The σ schedule and ``γ`` of Permenter & Yuan's image experiments (THEORY §5).
+def _linear_alphas_cumprod_float32() -> torch.Tensor:
+    """``ᾱ_t`` of the paper's model as diffusers and the paper's code compute it (float32 throughout)."""
+    betas32 = torch.linspace(PAPER_BETAS[0], PAPER_BETAS[1], PAPER_T, dtype=torch.float32)
+    return torch.cumprod(1.0 - betas32, dim=0)
 
-    For a DDPM model with linear betas (1e-4 to 0.02, T = 1000) and ``N = n_steps``
-    model evaluations:
 
-    1. ``σ_end = √(σ(t_{N−1}) σ(0))``, the geometric mean of the last two σ of the DDIM
-       grid ``t_k = ⌊linspace(999, 0, N + 1)⌋`` (``N = 10``: ``σ(99) ≈ 0.339``,
-       ``σ(0) ≈ 0.010``, ``σ_end ≈ 0.058``);
-    2. ``N`` sigmas log-linear from ``σ_max`` to ``σ_end``;
-    3. a final ``σ(0) ≈ 0.01`` (not 0): the sampler returns ``x`` there.
+def _paper_sigma_end(alphas_cumprod32: torch.Tensor, n_steps: int) -> float:
+    """Step 1 of THEORY §5: ``σ_end = √(σ(⌊T/N⌋) σ(0))``, evaluated as the paper's code does.
 
-    That is ``N + 1`` sigmas and ``N`` model evaluations. ``σ_max`` and ``γ``:
-    ``"cifar10"``: 40 and 2 for every ``N ≥ 2``; ``"celeba"``: the paper's table
-    ``(N, γ, σ_max) = (5, 2.0, 40), (10, 2.0, 80), (20, 2.4, 100), (50, 2.8, 120)``,
-    and no other ``N`` (the paper reports none; this function does not interpolate).
+    That code's DDIM grid is ``⌊linspace(T, 0, N + 1)⌋``, whose last two timesteps are
+    ``⌊T/N⌋`` and 0; it computes ``σ(t) = √(1/ᾱ_t − 1)`` and the geometric mean (as
+    ``exp`` of the mean of the logs) in float32, and so does this function. (The float32
+    ``σ(0)`` is ≈ 5e-5 relative off the float64 value because ``1/ᾱ_0 − 1`` cancels;
+    ``σ_end`` follows the code, not the exact value.) ``N = 1`` has no ``σ_end`` (its
+    one log-linear σ is ``σ_max``); ``⌊T/N⌋`` is capped at ``T − 1`` so that it exists.
+    """
+    T = alphas_cumprod32.shape[0]
+    sigma32 = (1.0 / alphas_cumprod32 - 1.0).sqrt()
+    s_grid, s_zero = sigma32[min(T // n_steps, T - 1)], sigma32[0]  # 0-d float32, as the code's sigma(t)
+    return float(((s_grid.log() + s_zero.log()) / 2).exp())
+
+
+def paper_timesteps(
+    n_steps: int, sigma_max: float = PAPER_CIFAR10_SIGMA_MAX, alphas_cumprod: Any = None
+) -> torch.Tensor:
+    """Integer timesteps ``t_N > … > t_1 > t_0 = 0`` of the paper's schedule (THEORY §5).
+
+    With ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)`` the model's table (increasing, ``t = 0 … T − 1``):
+
+    1. ``σ_end = √(σ(⌊T/N⌋) σ(0))``, in float32 as the paper's code computes it
+       (``N = 10``, linear betas: ``σ(100) ≈ 0.3423``, ``σ(0) ≈ 0.0100``,
+       ``σ_end ≈ 0.058505``);
+    2. ``N`` sigmas log-linear from ``min(σ_max, σ(T − 1))`` to ``σ_end`` (float64);
+    3. each mapped to the smallest ``t`` with ``σ(t) ≥ σ`` (``torch.searchsorted`` on
+       the table, i.e. ``σ(t − 1) < σ ≤ σ(t)``), then a final ``t = 0``.
+
+    The table of step 3 is float64 from the model's float32 ``ᾱ`` (the table of
+    :class:`toymanifold.images.DiscreteTimeEpsModel`); on it the rule gives the paper
+    code's timesteps (its search runs on ``ᾱ``). For linear betas and ``σ_max = 40``:
+    ``N = 5``: 853, 652, 380, 116, 22, 0; ``N = 10``: 853, 765, 665, 549, 415, 271, 149,
+    73, 33, 14, 0.
+
+    Parameters
+    ----------
+    n_steps : int
+        ``N ≥ 1`` model evaluations, ``N < T``.
+    sigma_max : float
+        Largest σ before the clip to ``σ(T − 1)`` (40 on CIFAR-10; the paper's CelebA
+        table is :data:`PAPER_CELEBA`).
+    alphas_cumprod : array-like, optional
+        The model's ``ᾱ_t``, ``t = 0 … T − 1`` (rounded to float32, as diffusers holds
+        it); default: the paper's model, linear betas 1e-4 … 0.02 and ``T = 1000``, as
+        diffusers' ``DDPMScheduler()`` computes it.
 
     Returns
     -------
-    (torch.Tensor, float)
-        float64 sigmas of shape ``(n_steps + 1,)``, strictly decreasing, and ``γ`` for
-        :func:`toymanifold.gradient_estimation`.
+    torch.Tensor
+        int64, strictly decreasing, ending in 0: ``N + 1`` entries, fewer when two σ
+        map to the same timestep (from ``N = 72`` with the defaults). Such repeats are
+        merged with a ``UserWarning``; the paper's code instead takes a zero-length step
+        there (one more model evaluation, after which ``γ``'s extrapolation uses two
+        outputs at the same point).
     """
+    if alphas_cumprod is None:
+        abar32 = _linear_alphas_cumprod_float32()
+    else:
+        from .images.discrete import validate_alphas_cumprod  # torch-only; imported here to avoid a cycle
+
+        abar32 = validate_alphas_cumprod(alphas_cumprod).to(torch.float32)
+    T = abar32.shape[0]
+    n = check_int(n_steps, "n_steps", minimum=1)
+    if n >= T:
+        raise ValueError(f"n_steps must be < num_train_timesteps = {T}, got {n}")
+    hi = check_positive(sigma_max, "sigma_max")
+    if float(abar32[0]) >= 1.0:
+        raise ValueError("the paper's schedule needs σ(0) > 0 (ᾱ_0 < 1); this model has ᾱ_0 = 1")
+    abar = abar32.to(torch.float64)
+    table = ((1.0 - abar) / abar).sqrt()
+    sigma_end = _paper_sigma_end(abar32, n)
+    s_max = min(hi, float(table[-1]))
+    if n > 1 and s_max <= sigma_end:
+        raise ValueError(f"sigma_max must exceed the schedule's end sigma {sigma_end:.6g}, got {sigma_max}")
+    # the σ of steps 2 and 3 of :func:`paper` (the paper's code: exp(linspace(log, log)), equal to an ulp)
+    sig = loglinear(s_max, sigma_end, n - 1) if n > 1 else torch.tensor([s_max], dtype=torch.float64)
+    ts = torch.cat([torch.searchsorted(table, sig).clamp(max=T - 1), torch.zeros(1, dtype=torch.int64)])
+    keep = torch.ones_like(ts, dtype=torch.bool)
+    keep[1:] = ts[1:] != ts[:-1]
+    if not bool(keep.all()):
+        warnings.warn(
+            f"{int((~keep).sum())} of the paper's {n + 1} timesteps repeat the one before and were merged: "
+            f"{int(keep.sum()) - 1} model evaluations instead of {n}",
+            stacklevel=2,
+        )
+    return ts[keep]
+
+
+def _paper_settings(n_steps: Any, dataset: Any) -> tuple[int, float, float]:
     n = check_int(n_steps, "n_steps", minimum=2)
     if not isinstance(dataset, str):
         raise TypeError(f"dataset must be a str, got {type(dataset).__name__}")
@@ -310,11 +398,53 @@ def paper(n_steps: int, dataset: str) -> tuple[torch.Tensor, float]:
         gamma, sigma_max = PAPER_CELEBA[n]
     else:
         raise ValueError(f"dataset must be 'cifar10' or 'celeba', got {dataset!r}")
-    table = ddpm_sigmas(1000, "linear", 1e-4, 0.02)
-    if n > 999:
-        raise ValueError(f"n_steps must be <= 999 for the T = 1000 DDIM grid, got {n}")
-    grid = np.floor(np.linspace(999, 0, n + 1)).astype(np.int64)
-    sigma_end = math.sqrt(float(table[grid[n - 1]]) * float(table[0]))
-    head = loglinear(sigma_max, sigma_end, n - 1)  # n points from σ_max to σ_end
-    sigmas = torch.cat([head, table[:1].clone()])
-    return sigmas, gamma
+    if n >= PAPER_T:
+        raise ValueError(f"n_steps must be < {PAPER_T} (the model's T), got {n}")
+    return n, gamma, sigma_max
+
+
+def paper(n_steps: int, dataset: str, *, discrete: bool = False) -> tuple[torch.Tensor, float]:
+    """The σ schedule and ``γ`` of Permenter & Yuan's image experiments (THEORY §5).
+
+    For their DDPM model (linear betas 1e-4 to 0.02, T = 1000) and ``N = n_steps``
+    model evaluations:
+
+    1. ``σ_end = √(σ(⌊T/N⌋) σ(0))``, the geometric mean of the last two σ of the DDIM
+       grid ``⌊linspace(T, 0, N + 1)⌋`` of the paper's code, computed in float32 as that
+       code does (``N = 10``: ``σ(100) ≈ 0.3423``, ``σ(0) ≈ 0.0100``, ``σ_end ≈ 0.058505``);
+    2. ``N`` sigmas log-linear from ``σ_max`` to ``σ_end``;
+    3. a final ``σ(0) ≈ 0.0100`` (not 0): the sampler returns ``x`` there.
+
+    That is ``N + 1`` sigmas and ``N`` model evaluations. ``σ_max`` and ``γ``:
+    ``"cifar10"``: 40 and 2 for every ``N ≥ 2``; ``"celeba"``: the paper's table
+    ``(N, γ, σ_max) = (5, 2.0, 40), (10, 2.0, 80), (20, 2.4, 100), (50, 2.8, 120)``,
+    and no other ``N`` (the paper reports none; this function does not interpolate).
+
+    ``discrete=False`` (default) returns steps 2–3 as they are: the continuous
+    log-linear values, for σ-space samplers on toy data. The image sampler instead maps
+    every σ to an integer timestep and steps through the table values ``σ(t_k)`` at
+    :func:`paper_timesteps`; ``discrete=True`` returns those (starting at
+    ``σ(853) ≈ 40.1`` for ``σ_max = 40``), the ``sigmas`` of
+    :class:`toymanifold.images.GradientEstimationScheduler` with the same ``σ_max``, so
+    that ``tm.gradient_estimation(tm.images.from_diffusers(unet, config), sigmas, x)``
+    takes the scheduler's steps. ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)`` is evaluated in float64
+    from ``ᾱ`` as diffusers holds it (float32); the final ``σ(0)`` is that value in
+    both modes.
+
+    Returns
+    -------
+    (torch.Tensor, float)
+        float64 sigmas of shape ``(n_steps + 1,)``, strictly decreasing (with
+        ``discrete=True`` shorter from ``N = 72`` on, with a warning: see
+        :func:`paper_timesteps`), and ``γ`` for :func:`toymanifold.gradient_estimation`.
+    """
+    if not isinstance(discrete, bool):
+        raise TypeError(f"discrete must be a bool, got {type(discrete).__name__}")
+    n, gamma, sigma_max = _paper_settings(n_steps, dataset)
+    abar32 = _linear_alphas_cumprod_float32()
+    abar = abar32.to(torch.float64)
+    table = ((1.0 - abar) / abar).sqrt()
+    if discrete:
+        return table[paper_timesteps(n, sigma_max)], gamma
+    head = loglinear(sigma_max, _paper_sigma_end(abar32, n), n - 1)  # n points from σ_max to σ_end
+    return torch.cat([head, table[:1].clone()]), gamma

@@ -9,14 +9,18 @@ same messages.
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
+    "arg_int",
+    "arg_positive_float",
     "as_manifold",
     "as_points",
     "as_tensor",
@@ -26,6 +30,7 @@ __all__ = [
     "check_nonnegative",
     "check_nu",
     "check_positive",
+    "check_real",
     "check_schedule",
     "check_sigma",
     "make_generator",
@@ -45,9 +50,13 @@ def as_tensor(
     NumPy arrays, lists and integer tensors become float64 (geometry's default);
     floating tensors keep their dtype unless ``dtype`` is given.
     """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be numeric, got a bool ({value!r})")
     if isinstance(value, torch.Tensor):
         t = value
     elif isinstance(value, (np.ndarray, list, tuple, numbers.Real)):
+        if np.asarray(value).dtype == np.bool_:
+            raise TypeError(f"{name} must be numeric, got booleans")
         try:
             t = torch.as_tensor(np.asarray(value, dtype=np.float64))
         except (TypeError, ValueError) as exc:
@@ -56,6 +65,8 @@ def as_tensor(
         raise TypeError(f"{name} must be a torch.Tensor or NumPy array, got {type(value).__name__}")
     if t.is_complex():
         raise TypeError(f"{name} must be real, got dtype {t.dtype}")
+    if t.dtype == torch.bool:
+        raise TypeError(f"{name} must be numeric, got dtype {t.dtype}")
     if dtype is not None:
         t = t.to(dtype)
     elif not t.is_floating_point():
@@ -156,6 +167,11 @@ def _real(value: Any, name: str) -> float:
     return v
 
 
+def check_real(value: Any, name: str) -> float:
+    """A finite real number (bools rejected)."""
+    return _real(value, name)
+
+
 def check_positive(value: Any, name: str) -> float:
     """A finite real number ``> 0``."""
     v = _real(value, name)
@@ -201,24 +217,43 @@ def check_nu(value: Any, name: str = "nu") -> float:
 def check_sigma(sigma: Any, x: torch.Tensor, name: str = "sigma") -> torch.Tensor:
     """Noise level(s) at which a model is evaluated, broadcast against ``x``.
 
-    ``sigma`` is a float or a ``(B,)`` tensor; every entry must be finite and ``> 0``.
+    ``sigma`` is a real number (not a bool) or a ``(B,)`` tensor; every entry must be
+    finite, ``> 0`` and a positive normal number of ``x``'s dtype (representable there
+    without overflow or loss of precision: a float16 ``x`` takes ``σ`` up to 65504, which
+    is why the denoisers of this package evaluate float16/bfloat16 input in float32).
     Returns a tensor of shape ``(B, 1, ..., 1)`` on ``x``'s device and dtype.
     """
-    if isinstance(sigma, (numbers.Real, np.floating)) and not isinstance(sigma, bool):
+    if isinstance(sigma, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number or a tensor, got a bool ({sigma!r})")
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    info = torch.finfo(x.dtype) if x.is_floating_point() else torch.finfo(torch.float64)
+    if isinstance(sigma, (numbers.Real, np.floating)):
         v = float(sigma)
         if not math.isfinite(v) or v <= 0:
             raise ValueError(f"{name} must be finite and > 0, got {v}")
-        return torch.full((x.shape[0],) + (1,) * (x.ndim - 1), v, dtype=x.dtype, device=x.device)
+        if not info.tiny <= v <= info.max:
+            raise ValueError(
+                f"{name} = {v} is outside the positive normal range of {x.dtype} [{info.tiny}, {info.max}]"
+            )
+        return torch.full(shape, v, dtype=x.dtype, device=x.device)
     s = as_tensor(sigma, name, allow_nonfinite=True)
     if s.ndim == 0:
         s = s.expand(x.shape[0])
     if s.ndim != 1 or s.shape[0] != x.shape[0]:
         raise ValueError(f"{name} must be a float or a tensor of shape ({x.shape[0]},), got shape {tuple(s.shape)}")
-    if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
-        raise ValueError(f"{name} must be finite and > 0 everywhere, got min {s.min().item()}")
+    if s.numel() == 0:
+        return s.to(device=x.device, dtype=x.dtype).reshape(shape)
     if s.device != x.device:
         raise ValueError(f"{name} is on device {s.device} but x is on {x.device}")
-    return s.to(x.dtype).reshape((x.shape[0],) + (1,) * (x.ndim - 1))
+    # One synchronisation: the finite, positive, in-range test in one reduction.
+    if bool(((s < info.tiny) | (s > info.max) | ~torch.isfinite(s)).any()):
+        lo, hi = s.min().item(), s.max().item()
+        if not bool(torch.isfinite(s).all()) or lo <= 0:
+            raise ValueError(f"{name} must be finite and > 0 everywhere, got min {lo}, max {hi}")
+        raise ValueError(
+            f"{name} spans [{lo}, {hi}], outside the positive normal range of {x.dtype} [{info.tiny}, {info.max}]"
+        )
+    return s.to(x.dtype).reshape(shape)
 
 
 def make_generator(generator: torch.Generator | int | None, device: torch.device | str = "cpu") -> torch.Generator:
@@ -233,3 +268,29 @@ def make_generator(generator: torch.Generator | int | None, device: torch.device
     else:
         raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
     return g
+
+
+def arg_int(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type=``: an integer ``>= minimum`` (the command lines' one-line errors)."""
+
+    def parse(value: str) -> int:
+        try:
+            v = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        return v
+
+    return parse
+
+
+def arg_positive_float(value: str) -> float:
+    """An argparse ``type=``: a finite number ``> 0``."""
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+    return v

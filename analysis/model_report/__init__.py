@@ -38,8 +38,8 @@ import torch
 
 import toymanifold as tm
 
-from .._common import jsonable
-from ..report import _one_cpu_thread, _Stages  # shared with the toy report
+from .._common import jsonable, one_cpu_thread
+from ..report import _Stages  # shared with the toy report
 from .context import (
     DATA_SETS,
     NFES,
@@ -118,7 +118,7 @@ def run_model_report(cfg: ModelReportConfig, ctx: ModelReportContext | None = No
     # One CPU thread, as the toy report: the network's batches are small (8×8 or 32×32 images, a few
     # hundred at a time), and on a shared machine OpenMP threads that wait for a busy core spin for
     # milliseconds per operation (a quick run was ~10× slower with two). A GPU run keeps the default.
-    with _one_cpu_thread(device):
+    with one_cpu_thread(device):
         if ctx is None:
             ctx = stage("load", ModelReportContext.build, cfg)
         else:  # built by the caller (the command line checks its input first): count its loading time

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 import toymanifold as tm
-from toymanifold.manifolds.finite import sq_distance_blocks
+from toymanifold.manifolds.finite import _score_blocks  # FiniteSet's own blocked search (THEORY §4)
 from toymanifold.samplers import SAMPLERS, SamplerInfo, Trajectory, sampler_info
 from toymanifold.validation import as_tensor, check_int, check_nu, check_schedule, make_generator
 
@@ -215,8 +215,9 @@ def nearest_training_images(
     """The ``k`` nearest training images of every row of ``x``: distances and indices, nearest first.
 
     A blocked search over chunks of ``K`` (one matrix product per block,
-    :func:`toymanifold.manifolds.finite.sq_distance_blocks`; memory ``O(batch × chunk)``),
-    then the winners' distances recomputed as ``‖x − k‖`` so they are exact to rounding.
+    the one ``tm.FiniteSet.project`` uses; memory one block of scores ``‖k‖² − 2⟨x, k⟩``, which
+    order ``K`` as the squared distances do), then the winners' distances recomputed as
+    ``‖x − k‖`` so they are exact to rounding.
     ``exclude`` (B,) gives for each row one index of ``K`` not to count (its own, for
     leave-one-out distances within ``K``).
 
@@ -246,14 +247,14 @@ def nearest_training_images(
         best_v = torch.full((b, k), math.inf, dtype=_F64, device=dev)
         best_i = torch.zeros((b, k), dtype=torch.long, device=dev)
         eb = None if excl is None else excl[r0 : r0 + bs].to(dev)
-        for start, d2 in sq_distance_blocks(xb, pts, sq):
+        for rows, start, score in _score_blocks(xb, pts, sq):
             if eb is not None:
-                col = eb - start
-                rows = torch.nonzero((col >= 0) & (col < d2.shape[1])).reshape(-1)
-                d2[rows, col[rows]] = math.inf
-            v, i = d2.topk(min(k, d2.shape[1]), dim=1, largest=False)
-            best_v, order = torch.cat([best_v, v], 1).topk(k, dim=1, largest=False)
-            best_i = torch.cat([best_i, i + start], 1).gather(1, order)
+                col = eb[rows] - start
+                own = torch.nonzero((col >= 0) & (col < score.shape[1])).reshape(-1)
+                score[own, col[own]] = math.inf
+            v, i = score.topk(min(k, score.shape[1]), dim=1, largest=False)
+            best_v[rows], order = torch.cat([best_v[rows], v], 1).topk(k, dim=1, largest=False)
+            best_i[rows] = torch.cat([best_i[rows], i + start], 1).gather(1, order)
         exact = torch.linalg.vector_norm(xb[:, None, :] - pts[best_i], dim=-1)
         exact, order = exact.sort(dim=1)
         out_d[r0 : r0 + b] = exact.cpu()

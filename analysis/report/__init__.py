@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import platform
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -35,7 +34,7 @@ import torch
 
 import toymanifold as tm
 
-from .._common import jsonable
+from .._common import jsonable, one_cpu_thread
 from .context import NFES, PERTURBED_ETA, ReportConfig, ReportContext, Sizes, toy_paper_schedule
 from .render import make_figures, render_html
 from .sections import (
@@ -69,19 +68,6 @@ __all__ = [
 ]
 
 
-@contextmanager
-def _one_cpu_thread(device: torch.device):
-    # Every tensor here is small (batches of a few hundred points, widths of ~100): one
-    # thread is fastest on the CPU and does not oversubscribe a shared machine.
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class _Stages:
     """Runs the stages of the report under one progress bar (tqdm, can be turned off) and times them."""
 
@@ -109,7 +95,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     device = torch.device(cfg.device)
     stage = _Stages(10, cfg.progress)
-    with _one_cpu_thread(device):
+    with one_cpu_thread(device):
         ctx = stage("train", ReportContext.build, cfg)
         r = manifold_section(ctx)
         r |= stage("eta_nu", projection_error_section, ctx)

@@ -17,7 +17,10 @@ import jinja2
 
 from .. import figures as F
 
-__all__ = ["fmt", "make_figures", "render_html", "slug"]
+__all__ = ["INTERACTIVE", "fmt", "make_figures", "make_slider_figures", "render_html", "slug"]
+
+#: The key of the interactive (plotly) view in :func:`make_figures`.
+INTERACTIVE = "trajectories_interactive"
 
 
 def slug(name: str) -> str:
@@ -47,8 +50,8 @@ def fmt(v: Any, digits: int = 3) -> str:
 def make_figures(results: dict[str, Any]) -> dict[str, Any]:
     """All figures of the report from ``results``: ``{file stem: Figure}``.
 
-    The interactive 3-D view (plotly) is under ``"trajectories_3d"`` when the chart of
-    the data set is three-dimensional.
+    The interactive view (plotly, 2-D or 3-D as the data set's chart) is under
+    :data:`INTERACTIVE`; the others are matplotlib figures.
     """
     figs: dict[str, Any] = {
         "fig1_denoiser_norm": F.denoiser_norm_figure(results["denoiser_norm"]),
@@ -60,17 +63,33 @@ def make_figures(results: dict[str, Any]) -> dict[str, Any]:
     for den, data in results["samplers"].items():
         figs[f"fig5_sampler_quality_{slug(den)}"] = F.sampler_quality_figure(data, results["gamma_sweep"][den])
     figs["fig6_trajectories"] = F.trajectories_figure(results["trajectories"])
-    if len(results["trajectories"]["coords"]) == 3:
-        figs["trajectories_3d"] = F.trajectories_3d_figure(results["trajectories"])
+    figs[INTERACTIVE] = F.trajectories_interactive_figure(results["trajectories"])
     figs["fig7_theorem1_envelope"] = F.envelope_figure(results["envelope"])
     figs["fig8_eta_nu"] = F.eta_nu_figure(results["eta_nu"])
+    return figs
+
+
+def make_slider_figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The report's kernel-free sliders (plotly figures whose slider steps hold precomputed traces).
+
+    ``"theorem1_eta"``: the Theorem 1 view with a slider over η (:func:`analysis.figures.envelope_slider_figure`);
+    ``"gamma_<denoiser>"``: GE trajectories and the ODE error with a slider over γ
+    (:func:`analysis.figures.gamma_slider_figure`), one per denoiser of the γ sweep. Results
+    written before the sliders existed (no ``eta_grid``, no sweep ``trajectories``) give none.
+    """
+    figs: dict[str, Any] = {}
+    if "eta_grid" in results.get("envelope", {}):
+        figs["theorem1_eta"] = F.envelope_slider_figure(results["envelope"])
+    for den, sweep in results.get("gamma_sweep", {}).items():
+        if "trajectories" in sweep and "trajectories" in results:
+            figs[f"gamma_{slug(den)}"] = F.gamma_slider_figure(sweep, results["trajectories"])
     return figs
 
 
 def png_bytes(fig) -> bytes:
     """A matplotlib figure as PNG, at the resolution of the report."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=F.REPORT_DPI, bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -128,8 +147,19 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(results: dict[str, Any], pngs: dict[str, bytes], interactive_html: str | None) -> str:
-    """``report.html`` from ``results``, the PNG bytes of every static figure and the plotly view's HTML."""
+def render_html(
+    results: dict[str, Any],
+    pngs: dict[str, bytes],
+    interactive_html: str | None,
+    sliders: dict[str, str] | None = None,
+    plotlyjs: str | None = None,
+) -> str:
+    """``report.html`` from ``results``, the PNG bytes of every static figure and the plotly views' HTML.
+
+    ``interactive_html`` and the ``sliders`` (name → HTML) are plotly figures written without
+    plotly.js; ``plotlyjs`` (the library's source) is then inlined once, in the page's head,
+    so that every figure can draw offline.
+    """
     uris = {stem: "data:image/png;base64," + base64.b64encode(data).decode("ascii") for stem, data in pngs.items()}
     template = _environment().get_template("report.html.j2")
-    return template.render(r=results, png=uris, interactive=interactive_html)
+    return template.render(r=results, png=uris, interactive=interactive_html, sliders=sliders or {}, plotlyjs=plotlyjs)

@@ -150,6 +150,10 @@ def ddim_trajectories_section(ctx: ReportContext) -> dict[str, Any]:
         en = torch.linalg.vector_norm(traj.eps.reshape(sz.traj_steps, sz.traj_batch, -1), dim=-1) / math.sqrt(n)
         norm["denoisers"][name] = {"sigma": sched[:-1].tolist(), **_stats(en)}
         hist[name] = _eta_histogram(trajectory_error(traj, K), sched, name)
+    # One ν axis for all denoisers, so that their figures compare side by side.
+    top = max(max(v for v in h["nu"]["max"] if v is not None) for h in hist.values())
+    for h in hist.values():
+        h["nu_range"] = [1.0, max(top, 1.1)]
     return {"denoiser_norm": norm, "eta_sigma": hist}
 
 
@@ -195,6 +199,8 @@ def envelope_section(ctx: ReportContext) -> dict[str, Any]:
     ``r_N``: ``max_b max(r_N, 1/r_N, r_N U_0, 1/(r_N L_0))``. Inside-ness is checked with
     a floating-point slack ``8 (N+1) n ε_64 max_t ‖x_t‖`` (each DDIM step and each distance
     evaluation is a length-n float64 computation). Lemma 1 is checked at every step.
+    ``eta_grid`` holds the same view for every η of :data:`ETA_GRID` at this ν (the report's
+    kernel-free η slider, :func:`analysis.figures.envelope_slider_figure`).
     """
     K, sz, seed = ctx.manifold, ctx.sizes, ctx.config.seed
     n, N = K.ambient_dim, sz.env_steps
@@ -228,6 +234,7 @@ def envelope_section(ctx: ReportContext) -> dict[str, Any]:
         eta = PERTURBED_ETA if label.startswith("perturbed") else 0.0
         lemma[label] = len(check_trajectory(traj, K, eta=eta).violations)
     perturbed = [k for k in inside if k.startswith("perturbed")]
+    eta_grid = _envelope_eta_grid(ctx, sig, x, r_N, nu)
     return {
         "envelope": {
             "eta": PERTURBED_ETA,
@@ -245,8 +252,36 @@ def envelope_section(ctx: ReportContext) -> dict[str, Any]:
             "gaps": gaps,
             "lemma1_violations": lemma,
             "lemma1_violations_total": int(sum(lemma.values())),
+            "eta_grid": eta_grid,
         }
     }
+
+
+#: The η values of the report's Theorem 1 slider (the envelope runs' η among them).
+ETA_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+
+def _envelope_eta_grid(ctx: ReportContext, sig: torch.Tensor, x: torch.Tensor, r_N: torch.Tensor, nu: float):
+    """The data of the Theorem 1 slider: for each η of :data:`ETA_GRID`, at the envelope's ν and starts,
+    Theorem 1's envelope (in units of ``dist_K(x_N)``), ``L_t``, ``U_t``, which conditions hold
+    (``Theorem1Bounds.conditions()``) and ``dist_K(x_t)`` along DDIM with ``PerturbedProjectionDenoiser(η)``
+    in each error mode (THEORY §3). ν stays fixed, so the slider shows where the conditions stop holding.
+    """
+    K, seed = ctx.manifold, ctx.config.seed
+    n, N = K.ambient_dim, sig.numel() - 1
+    runs: dict[str, list] = {f"perturbed {m}": [] for m in ("random", "outward", "inward")}
+    grid: dict[str, Any] = {"etas": list(ETA_GRID), "nu": nu, "n": n, "runs": runs, "conditions": []}
+    grid |= {key: [] for key in ("lower", "upper", "L", "U")}
+    for eta in ETA_GRID:
+        b = theorem1_bounds(sig, eta, nu, r_N)
+        for key, value in (("lower", b.lower[:, 0]), ("upper", b.upper[:, 0]), ("L", b.L), ("U", b.U)):
+            grid[key].append(value.tolist())
+        grid["conditions"].append(b.conditions())
+        for label, per_eta in grid["runs"].items():
+            den = tm.PerturbedProjectionDenoiser(K, eta, mode=label.split(" ")[1], seed=seed)
+            xs = tm.ddim(den, sig, x, return_trajectory=True).xs
+            per_eta.append(K.distance(xs.reshape(-1, n)).reshape(N + 1, -1).T.tolist())
+    return grid
 
 
 # --------------------------------------------------------------------------- THEORY §5
@@ -274,7 +309,9 @@ def _compare_samplers(ctx: ReportContext, den, x, data, bandwidth) -> tuple[dict
     same start serves all: Heun (2nd order) on a 50-step log-linear grid refined
     ``ref_refine`` times. Its own error is estimated by Richardson extrapolation from a
     run with half the sub-steps: ``‖x_ref − x_ref/2‖ / 3`` (error ∝ h²). A sampler with
-    two evaluations per step (Heun) gets ``⌊NFE/2⌋`` steps.
+    two evaluations per step (Heun) gets ``⌊NFE/2⌋`` steps. The γ sweep keeps the chart
+    coordinates of its first ``show_traj`` trajectories per γ (``trajectories``, the report's
+    kernel-free γ slider, :func:`analysis.figures.gamma_slider_figure`): no extra model call.
     """
     K, sz, seed = ctx.manifold, ctx.sizes, ctx.config.seed
     grid = tm.schedules.loglinear(ctx.sigma_max, ctx.sigma_final, 50)
@@ -309,10 +346,24 @@ def _compare_samplers(ctx: ReportContext, den, x, data, bandwidth) -> tuple[dict
         out["nfe_actual"][info.label] = actual
     sweep: dict[str, Any] = {"nfe": 10, "gammas": list(sz.gammas), "metrics": {m: [] for m in _METRICS}}
     sig10 = toy_paper_schedule(10, ctx.sigma_max)
+    keep, shown = _shown_steps(ctx, sig10), min(sz.show_traj, x.shape[0])
+    paths = []  # the γ slider's trajectories: the first `shown` runs, in the chart (as figure 6)
     for gamma in sz.gammas:
-        for m, v in _quality(tm.gradient_estimation(den, sig10, x, gamma=gamma), ref, K, data, bandwidth).items():
+        xs = tm.gradient_estimation(den, sig10, x, gamma=gamma, return_trajectory=True).xs
+        for m, v in _quality(xs[-1], ref, K, data, bandwidth).items():
             sweep["metrics"][m].append(v)
+        T = xs.shape[0] - keep
+        paths.append(ctx.data.chart.to_coords(xs[keep:, :shown].reshape(T * shown, -1)).reshape(T, shown, -1).tolist())
+    ode = sweep["metrics"]["ode_error"]
+    sweep["best_gamma"] = sz.gammas[min(range(len(ode)), key=ode.__getitem__)]  # smallest ODE error
+    sweep["trajectories"] = {"coords": paths, "first_sigma_shown": float(sig10[keep]), "runs": shown}
     return out, sweep
+
+
+def _shown_steps(ctx: ReportContext, sig: torch.Tensor) -> int:
+    """The first step drawn in the chart: the first with ``σ_t ≤`` the data's RMS norm (figure 6's rule)."""
+    below = sig <= ctx.rms_norm
+    return int(torch.nonzero(below)[0]) if bool(below.any()) else 0
 
 
 def sampler_comparison_section(ctx: ReportContext) -> dict[str, Any]:
@@ -443,18 +494,18 @@ def trajectory_view_section(ctx: ReportContext) -> dict[str, Any]:
     n, r_rms = K.ambient_dim, ctx.rms_norm
     sig = toy_paper_schedule(10, ctx.sigma_max)
     x = ctx.sigma_max * torch.randn(sz.show_traj, n, generator=ctx.gen(9), dtype=_F64)
-    keep = int(torch.nonzero(sig <= r_rms)[0]) if bool((sig <= r_rms).any()) else 0
+    keep = _shown_steps(ctx, sig)
     trajs = {}
     for info in (SAMPLERS["ddim"], SAMPLERS["gradient_estimation"]):
         xs = info.run(ctx.mlp, sig, x, return_trajectory=True).xs[keep:].reshape(-1, n)
         trajs[info.label] = chart.to_coords(xs).reshape(sig.numel() - keep, sz.show_traj, -1).tolist()
     bg = chart.background
     lo, hi = bg.min(0).values, bg.max(0).values
-    pad = 0.5 * (hi - lo).clamp_min(1e-3)
-    note = f"Steps with σ_t ≤ {r_rms:.2g} (of {sig.numel() - 1}) shown; " + (
-        "coordinates in the base manifold's frame."
-        if ctx.data.name not in ("digits", "subspace")
-        else "coordinates: " + ", ".join(c.strip("$") for c in chart.names) + "."
+    pad = 0.25 * (hi - lo).clamp_min(1e-3)
+    note = (
+        f"DDIM and GE (γ = 2), 10 model evaluations each, MLP denoiser, from the same {sz.show_traj} starts "
+        f"x_N = σ_max ξ; the iterates with σ_t ≤ {r_rms:.2g} (the data's RMS norm) are drawn, those outside the "
+        "box are cut; dots are the final samples; grey: K. Coordinates: " + ", ".join(chart.names) + "."
     )
     return {
         "trajectories": {
@@ -475,16 +526,19 @@ def schedules_section(ctx: ReportContext, suggestion: dict[str, Any]) -> dict[st
     s_max, s_fin = ctx.sigma_max, ctx.sigma_final
     lo_hi = f"{s_max:g} → {s_fin:.3g}"
     schedules = {
-        "DDPM default (T = 1000, trailing)": tm.schedules.discrete(10).tolist(),
+        "DDPM default (T = 1000, trailing spacing)": tm.schedules.discrete(10).tolist(),
         "paper, CIFAR-10 (σ_max = 40)": tm.schedules.paper(10, "cifar10")[0].tolist(),
         f"paper construction, toy σ_max = {s_max:g} (used here)": toy_paper_schedule(10, s_max).tolist(),
         f"log-linear {lo_hi}": tm.schedules.loglinear(s_max, s_fin, 10).tolist(),
         f"Karras ρ = 7, {lo_hi}": tm.schedules.karras(s_max, s_fin, 10).tolist(),
     }
+    out: dict[str, Any] = {"n_steps": 10, "schedules": schedules}
     if suggestion.get("available"):
-        key = f"suggested (Theorem 1, η̂ = {suggestion['eta']:.3g}, ν = {suggestion['nu']:g})"
+        # A guarantee only on [σ_min, its σ_max]: the figure shades that range.
+        key = f"suggested by Theorem 1 (η̂ = {suggestion['eta']:.3g}, ν = {suggestion['nu']:g})"
         schedules[key] = suggestion["sigmas"]
-    return {"schedules": {"n_steps": 10, "schedules": schedules}}
+        out["certified"] = {"label": key, "sigma_max": suggestion["sigma_max"], "sigma_min": suggestion["sigma_min"]}
+    return {"schedules": out}
 
 
 # --------------------------------------------------------------------------- summary

@@ -20,13 +20,22 @@ import torch
 from torch import nn
 
 from ..manifolds.base import Manifold
-from ..validation import as_points, as_tensor, check_int, check_positive, make_generator
+from ..validation import (
+    as_points,
+    as_tensor,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_real,
+    make_generator,
+)
 from .base import Denoiser
 
 __all__ = ["MLPDenoiser", "train_denoiser"]
 
 _FORMAT = "toymanifold.MLPDenoiser"
-_FORMAT_VERSION = 1
+# 2: the SHA-256 covers the configuration too (version 1 hashed the weights only).
+_FORMAT_VERSION = 2
 _CONFIG_NAME = "config.json"
 _WEIGHTS_NAME = "model.safetensors"
 
@@ -178,6 +187,9 @@ class MLPDenoiser(Denoiser, nn.Module):
             h = z if i == 0 else h + self.layers[i - 1](z)  # residual blocks
         return lin - (s2.sqrt() * c_in) * self.out(h)
 
+    # A network runs in its own dtype (a float16 model on float16 input), not in float32.
+    half_in_float32 = False
+
     def _eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return self.forward(x, sigma)
 
@@ -204,8 +216,9 @@ class MLPDenoiser(Denoiser, nn.Module):
 
         Each file is written to a temporary file in the same directory and renamed over
         the target (``os.replace``), so a crash never leaves a half-written file. The
-        weights are written first; the config records their SHA-256, so ``load``
-        detects a truncated or mismatched weights file.
+        weights are written first; the config records the SHA-256 of the configuration
+        and the weights together (:func:`_checkpoint_digest`), so ``load`` detects a
+        truncated or mismatched weights file and an edited configuration alike.
         """
         from safetensors.torch import save as st_save
 
@@ -219,8 +232,8 @@ class MLPDenoiser(Denoiser, nn.Module):
             "format_version": _FORMAT_VERSION,
             "config": self.config(),
             "dtype": str(self._param().dtype).removeprefix("torch."),
-            "weights_sha256": hashlib.sha256(blob).hexdigest(),
         }
+        cfg["sha256"] = _checkpoint_digest(cfg, blob)
         _atomic_write(path / _CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
         return path
 
@@ -229,7 +242,8 @@ class MLPDenoiser(Denoiser, nn.Module):
         """Read a model written by :meth:`save`; nothing in the files is executed.
 
         Raises ``FileNotFoundError`` if a file is missing and ``ValueError`` for a
-        corrupt, truncated or foreign checkpoint.
+        corrupt, truncated, edited or foreign checkpoint, and for weights holding NaN
+        or inf (a diverged run is never loaded as a model).
         """
         from safetensors.torch import load as st_load
 
@@ -245,10 +259,17 @@ class MLPDenoiser(Denoiser, nn.Module):
         if not isinstance(cfg, dict) or cfg.get("format") != _FORMAT:
             raise ValueError(f"{cfg_file} is not an MLPDenoiser checkpoint config (format {_FORMAT!r} expected)")
         if cfg.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"unsupported checkpoint format_version {cfg.get('format_version')!r} in {cfg_file}")
+            raise ValueError(
+                f"unsupported checkpoint format_version {cfg.get('format_version')!r} in {cfg_file} (this version "
+                f"reads {_FORMAT_VERSION}; version 1 checksummed the weights only: load it with the toymanifold "
+                "that wrote it and save it again)"
+            )
         blob = w_file.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != cfg.get("weights_sha256"):
-            raise ValueError(f"corrupt or truncated weights {w_file}: SHA-256 does not match the config")
+        if _checkpoint_digest(cfg, blob) != cfg.get("sha256"):
+            raise ValueError(
+                f"corrupt checkpoint {path}: the SHA-256 of the configuration and the weights does not match "
+                f"the one recorded in {cfg_file} (a truncated or replaced weights file, or an edited configuration)"
+            )
         try:
             tensors = st_load(blob)
             model = cls(**cfg["config"])
@@ -259,7 +280,19 @@ class MLPDenoiser(Denoiser, nn.Module):
             model.load_state_dict(tensors, strict=True)
         except Exception as exc:  # safetensors, constructor and shape errors all mean a bad file
             raise ValueError(f"corrupt or foreign MLPDenoiser checkpoint {path}: {exc}") from exc
+        for name, t in tensors.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"checkpoint {path} holds non-finite weights (NaN or inf) in {name!r}: refused")
         return model.to(device) if device is not None else model
+
+
+def _checkpoint_digest(cfg: dict, blob: bytes) -> str:
+    """SHA-256 of the configuration (canonical JSON, without the digest itself) followed by the weights."""
+    fields = {k: v for k, v in cfg.items() if k != "sha256"}
+    h = hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
+    h.update(b"\0")
+    h.update(blob)
+    return h.hexdigest()
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
@@ -349,6 +382,13 @@ def train_denoiser(
     -------
     list of float
         The training loss (mean over batch and coordinates) at every step.
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss or its gradient becomes NaN or inf (divergence, float16 overflow).
+        The check runs before each update, so the model is left with the last finite
+        parameters; the message names the step and the likely cause.
     """
     from tqdm.auto import tqdm
 
@@ -357,7 +397,9 @@ def train_denoiser(
     steps = check_int(steps, "steps", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     lr = check_positive(lr, "lr")
-    weight_decay = float(weight_decay)
+    weight_decay = check_nonnegative(weight_decay, "weight_decay")
+    log_mean = check_real(log_mean, "log_mean")
+    log_std = check_positive(log_std, "log_std")
     sigma_min = check_positive(sigma_min, "sigma_min")
     sigma_max = check_positive(sigma_max, "sigma_max")
     if sigma_max <= sigma_min:
@@ -387,35 +429,75 @@ def train_denoiser(
     if fit_statistics:
         model.set_data_statistics(estimate.to(device))
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sigma_kw = dict(
+        sigma_dist=sigma_dist,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        log_mean=log_mean,
+        log_std=log_std,
+        dtype=dtype,
+    )
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
     history: list[float] = []
+    previous = [q.detach().clone() for q in params]  # the parameters before the last update
     model.train()
     bar = tqdm(range(steps), disable=not progress, desc="train_denoiser", leave=False)
-    for _ in bar:
-        x0 = draw(batch_size).to(device)
-        sigma = sample_sigmas(
-            batch_size,
-            g,
-            sigma_dist=sigma_dist,
-            sigma_min=sigma_min,
-            sigma_max=sigma_max,
-            log_mean=log_mean,
-            log_std=log_std,
-            dtype=dtype,
-        ).to(device)
-        noise = torch.randn(x0.shape, generator=g, dtype=dtype).to(device)
-        x = x0 + sigma[:, None] * noise
-        loss = (model.forward(x, sigma) - noise).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        val = float(loss.detach())
-        if not np.isfinite(val):
-            raise FloatingPointError(f"training loss became {val} at step {len(history)}")
-        history.append(val)
-        if progress and len(history) % 50 == 0:
-            bar.set_postfix(loss=f"{np.mean(history[-50:]):.4f}")
-    model.eval()
+    try:
+        for _ in bar:
+            x0 = draw(batch_size).to(device)
+            sigma = sample_sigmas(batch_size, g, **sigma_kw).to(device)
+            noise = torch.randn(x0.shape, generator=g, dtype=dtype).to(device)
+            x = x0 + sigma[:, None] * noise
+            loss = (model.forward(x, sigma) - noise).square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            # Checked before the update, so a non-finite loss or gradient never reaches the weights.
+            loss_value = _finite_or_restore(loss, params, previous, len(history), dtype, lr)
+            for kept, q in zip(previous, params):
+                kept.copy_(q.detach())
+            opt.step()
+            sched.step()
+            history.append(loss_value)
+            if progress and len(history) % 50 == 0:
+                bar.set_postfix(loss=f"{np.mean(history[-50:]):.4f}")
+    finally:
+        bar.close()
+        model.eval()
     return history
+
+
+def _finite_or_restore(loss, params, previous, step: int, dtype: torch.dtype, lr: float) -> float:
+    """The loss as a float if it and the gradient are finite; else restore finite parameters and raise.
+
+    If the parameters themselves are no longer finite (an update with finite gradients
+    can still overflow float16 weights), those before the last update (``previous``)
+    are put back; otherwise the current ones are kept: either way the model is left
+    with the last finite parameters.
+    """
+    grads = [q.grad.detach().float() for q in params if q.grad is not None]
+    grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(gr) for gr in grads]))
+    loss_value, grad_value = torch.stack([loss.detach().float(), grad_norm]).tolist()  # one synchronisation
+    if math.isfinite(loss_value) and math.isfinite(grad_value):
+        return loss_value
+    with torch.no_grad():
+        if all(bool(torch.isfinite(q).all()) for q in params):
+            kept = "the current (finite) parameters were kept"
+        else:
+            for q, old in zip(params, previous):
+                q.copy_(old)
+            kept = f"the parameters were restored to those before step {step - 1}"
+    raise FloatingPointError(
+        f"training diverged at step {step}: loss = {loss_value}, gradient norm = {grad_value}; {kept}. "
+        f"Likely cause: {_divergence_cause(dtype, lr)}"
+    )
+
+
+def _divergence_cause(dtype: torch.dtype, lr: float) -> str:
+    if dtype == torch.float16:
+        return (
+            "float16 overflow (the loss, its gradient or AdamW's second moment exceeded 65504, or its eps "
+            "underflowed): train in float32 (or bfloat16) and cast the trained model"
+        )
+    return f"the learning rate lr = {lr} is too high for this model and data: lower it"

@@ -106,11 +106,20 @@ class DiffusersUNetDenoiser(DiscreteTimeEpsModel):
         alphas_cumprod: Any,
         timestep: str = "interpolate",
         model_kwargs: Mapping[str, Any] | None = None,
+        *,
+        clip_sample: bool = False,
+        clip_sample_range: float = 1.0,
     ) -> None:
         self.sample_shape = _unet_sample_shape(unet)
         self.model_kwargs = dict(model_kwargs or {})
         self.unet = unet
-        super().__init__(self._call_unet, alphas_cumprod, timestep=timestep)
+        super().__init__(
+            self._call_unet,
+            alphas_cumprod,
+            timestep=timestep,
+            clip_sample=clip_sample,
+            clip_sample_range=clip_sample_range,
+        )
 
     def _call_unet(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.unet(z, t, **self.model_kwargs).sample
@@ -135,6 +144,8 @@ def from_diffusers(
     timestep: str = "interpolate",
     data_shape: Any = None,
     model_kwargs: Mapping[str, Any] | None = None,
+    clip_sample: bool = False,
+    clip_sample_range: float = 1.0,
 ) -> DiffusersUNetDenoiser:
     """A σ-space denoiser around a diffusers ε-prediction UNet (THEORY §1).
 
@@ -156,6 +167,12 @@ def from_diffusers(
         ``in_channels`` and ``sample_size`` now, rather than at the first call.
     model_kwargs : mapping, optional
         Extra keyword arguments for every UNet call (e.g. ``encoder_hidden_states``).
+    clip_sample, clip_sample_range : bool, float
+        Clip ``x̂0 = x − σ ε`` to ``[−clip_sample_range, clip_sample_range]`` and return
+        the ε of the clipped ``x̂0`` (:class:`DiscreteTimeEpsModel`): what
+        ``GradientEstimationScheduler(clip_sample=True)`` does inside its step. Not read
+        from ``scheduler_config`` (diffusers' DDPM and DDIM configs say ``True``, which
+        would change every sampler run on this denoiser); default off.
 
     Examples
     --------
@@ -179,4 +196,11 @@ def from_diffusers(
             raise ValueError(f"data has {ds[0]} channels but the UNet has in_channels={shape[0]}")
         if ds[1:] != shape[1:]:
             raise ValueError(f"data images are {ds[1]}x{ds[2]} but the UNet's sample_size is {shape[1]}x{shape[2]}")
-    return DiffusersUNetDenoiser(unet, abar, timestep=timestep, model_kwargs=model_kwargs)
+    return DiffusersUNetDenoiser(
+        unet,
+        abar,
+        timestep=timestep,
+        model_kwargs=model_kwargs,
+        clip_sample=clip_sample,
+        clip_sample_range=clip_sample_range,
+    )

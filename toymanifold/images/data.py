@@ -46,8 +46,23 @@ def load_digits_images(split: str = "all", *, test_fraction: float = 0.2, seed: 
     return x[idx], y[idx]
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What protocol-2 pickles written by Python 3 call as ``_codecs.encode(text, "latin1")``.
+
+    They store ``bytes`` that way; only that codec is accepted (no codec lookup by name).
+    """
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "iso-8859-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and NumPy arrays only; any other global is refused."""
+    """Unpickles plain containers and NumPy arrays only; any other global is refused.
+
+    Accepts the original Python 2 batches and files pickled by Python 3 with protocols
+    2 to 5 (protocol 2 stores bytes through ``_codecs.encode``, protocol 5 arrays
+    through ``numpy``'s ``_frombuffer``).
+    """
 
     _ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
@@ -56,9 +71,13 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
     }
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(

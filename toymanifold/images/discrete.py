@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..denoisers.base import Denoiser
-from ..validation import as_tensor, check_sigma
+from ..validation import as_tensor, check_positive, check_sigma
 
 __all__ = ["TIMESTEP_RULES", "DiscreteTimeEpsModel", "sigmas_from_alphas_cumprod", "validate_alphas_cumprod"]
 
@@ -95,12 +95,20 @@ class DiscreteTimeEpsModel(Denoiser):
         - ``"paper"``: the integer rule of the paper's diffusers scheduler,
           ``torch.searchsorted(σ_table, σ)``: the *smallest* ``t`` with ``σ(t) ≥ σ``,
           i.e. ``σ(t − 1) < σ ≤ σ(t)``. A ``σ`` equal to a table entry ``σ(t)`` maps to
-          that ``t``. (THEORY §5 writes ``σ(t−1) ≤ σ < σ(t)``, as does that code's
-          docstring; the two differ only when ``σ`` equals a table entry, where the
-          code — and this option — returns ``t``, not ``t + 1``.)
+          that ``t`` (THEORY §5). (The paper code's docstrings write
+          ``σ(t−1) ≤ σ < σ(t)``, which differs only when ``σ`` equals a table entry,
+          where it would give ``t + 1``; no σ of the paper's schedule is one.)
 
         ``σ`` outside ``[σ(0), σ(T−1)]`` is clamped to the nearest end of the table for
         the timestep only (``t = 0`` or ``t = T − 1``); ``z`` always uses the given ``σ``.
+    clip_sample : bool
+        Clip the denoised estimate ``x̂0 = x − σ ε`` to ``[−clip_sample_range,
+        clip_sample_range]`` and return ``ε = (x − x̂0)/σ`` of the clipped ``x̂0``: the
+        σ-space form of diffusers' ``clip_sample`` as the paper's scheduler and
+        :class:`toymanifold.images.GradientEstimationScheduler` apply it (to ε, before
+        ``γ`` combines outputs). Default ``False``: ε as the model returns it.
+    clip_sample_range : float
+        The clipping bound (1 for data in [−1, 1]).
 
     Examples
     --------
@@ -114,13 +122,25 @@ class DiscreteTimeEpsModel(Denoiser):
 
     ambient_dim = None
 
-    def __init__(self, model: Any, alphas_cumprod: Any, timestep: str = "interpolate") -> None:
+    def __init__(
+        self,
+        model: Any,
+        alphas_cumprod: Any,
+        timestep: str = "interpolate",
+        *,
+        clip_sample: bool = False,
+        clip_sample_range: float = 1.0,
+    ) -> None:
         if not callable(model):
             raise TypeError(f"model must be callable as model(z, t), got {type(model).__name__}")
         if timestep not in TIMESTEP_RULES:
             raise ValueError(f"timestep must be one of {TIMESTEP_RULES}, got {timestep!r}")
+        if not isinstance(clip_sample, bool):
+            raise TypeError(f"clip_sample must be a bool, got {type(clip_sample).__name__}")
         self.model = model
         self.timestep = timestep
+        self.clip_sample = clip_sample
+        self.clip_sample_range = check_positive(clip_sample_range, "clip_sample_range")
         self.alphas_cumprod = validate_alphas_cumprod(alphas_cumprod)
         #: σ(t) for t = 0 … T − 1, float64 on the CPU, increasing.
         self.sigmas = ((1.0 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
@@ -235,14 +255,19 @@ class DiscreteTimeEpsModel(Denoiser):
                 f"model returned shape {tuple(out.shape)} for input of shape {tuple(x.shape)}; "
                 "an ε-prediction model must return the shape of its input"
             )
-        return out.to(x.dtype)
+        eps = out.to(x.dtype)
+        if self.clip_sample:
+            r = self.clip_sample_range
+            eps = (x - (x - s * eps).clamp(-r, r)) / s
+        return eps
 
     def _model_for_dtype(self) -> Any:
         """The object whose parameters give the model's dtype and device."""
         return self.model
 
     def __repr__(self) -> str:
+        clip = f", clip_sample_range={self.clip_sample_range:g}" if self.clip_sample else ""
         return (
             f"DiscreteTimeEpsModel(model={type(self.model).__name__}, T={self.num_train_timesteps}, "
-            f"sigma_range=[{self.sigma_min:.4g}, {self.sigma_max:.4g}], timestep={self.timestep!r})"
+            f"sigma_range=[{self.sigma_min:.4g}, {self.sigma_max:.4g}], timestep={self.timestep!r}{clip})"
         )

@@ -2,13 +2,14 @@
 
 ``pipe.scheduler = GradientEstimationScheduler.from_config(pipe.scheduler.config)``
 turns a DDPM, DDIM, PNDM or Stable-Diffusion pipeline into a gradient-estimation
-sampler with the paper's log-linear schedule. Needs the optional ``images`` extra.
+sampler with the paper's schedule (:func:`toymanifold.schedules.paper_timesteps`).
+Needs the optional ``images`` extra.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,59 +25,15 @@ from diffusers.utils import BaseOutput  # noqa: E402
 from diffusers.utils.torch_utils import randn_tensor  # noqa: E402
 
 from ..samplers import sample_step  # noqa: E402
+from ..schedules import paper_timesteps  # noqa: E402
 from .adapters import alphas_cumprod_from_config  # noqa: E402
 
-__all__ = ["GradientEstimationScheduler", "GradientEstimationSchedulerOutput", "paper_timesteps"]
+__all__ = ["GradientEstimationScheduler", "GradientEstimationSchedulerOutput"]
 
 TIMESTEP_SCHEDULES = ("paper", "linspace")
 
-
-def _paper_rule(table: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Smallest ``t`` with ``σ(t) ≥ σ`` (the paper's ``searchsorted``; see DiscreteTimeEpsModel)."""
-    return torch.searchsorted(table, sigma).clamp(max=table.shape[0] - 1)
-
-
-def paper_timesteps(sigma_table: Any, n_steps: int, sigma_max: float) -> torch.Tensor:
-    """Integer timesteps ``t_N > … > t_1 > t_0 = 0`` of the paper's schedule (THEORY §5).
-
-    With ``σ(t)`` the model's table (increasing, ``t = 0 … T − 1``):
-
-    1. ``σ_end = √(σ(t_{N−1}) σ(0))`` with ``t_k = floor(linspace(T − 1, 0, N + 1))``,
-       the plain DDIM timestep grid;
-    2. ``N`` sigmas log-linearly spaced from ``min(σ_max, σ(T − 1))`` to ``σ_end``;
-    3. each mapped to the smallest ``t`` with ``σ(t) ≥ σ`` (the paper code's
-       ``searchsorted``), then a final ``t = 0`` (``σ(0)``, not 0).
-
-    Returns ``N + 1`` int64 timesteps. Two sigmas that map to the same ``t`` are
-    merged (with a warning), so the result may have fewer than ``N + 1`` entries.
-    """
-    table = torch.as_tensor(sigma_table, dtype=torch.float64)
-    T = table.shape[0]
-    if float(table[0]) <= 0.0:
-        raise ValueError("the paper's schedule needs σ(0) > 0 (ᾱ_0 < 1); this model has ᾱ_0 = 1")
-    grid = np.floor(np.linspace(T - 1, 0, n_steps + 1)).astype(np.int64)
-    sigma_end = math.sqrt(float(table[grid[n_steps - 1]]) * float(table[0]))
-    s_max = min(float(sigma_max), float(table[-1]))
-    if s_max <= sigma_end:
-        raise ValueError(f"sigma_max must exceed the schedule's end sigma {sigma_end:.4g}, got {sigma_max}")
-    sig = torch.from_numpy(np.exp(np.linspace(math.log(s_max), math.log(sigma_end), n_steps)))
-    ts = torch.cat([_paper_rule(table, sig), torch.zeros(1, dtype=torch.int64)])
-    return _dedupe(ts, n_steps)
-
-
-def _dedupe(ts: torch.Tensor, n_steps: int) -> torch.Tensor:
-    keep = torch.ones_like(ts, dtype=torch.bool)
-    keep[1:] = ts[1:] != ts[:-1]
-    if not bool(keep.all()):
-        warnings.warn(
-            f"{int((~keep).sum())} of {n_steps + 1} scheduled sigmas map to an already used timestep and were "
-            f"merged: the sampler makes {int(keep.sum()) - 1} model evaluations instead of {n_steps}",
-            stacklevel=3,
-        )
-    ts = ts[keep]
-    if not bool((ts[1:] < ts[:-1]).all()):
-        raise ValueError(f"timesteps must decrease strictly, got {ts.tolist()}")
-    return ts
+# Config keys taken from a config only if it is this scheduler's own (see from_config).
+_NOT_INHERITED = ("clip_sample", "clip_sample_range")
 
 
 @dataclass
@@ -103,12 +60,14 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
     ``x_{t−1} = x_t − (σ_t − σ') ε̄_t + ζ ξ``,
 
     and returns ``z_{t−1} = x_{t−1}/√(1 + σ_{t−1}²)``. Every σ is a table value
-    ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)`` at the integer timestep the UNet receives, so the
-    result equals ``tm.gradient_estimation(tm.images.from_diffusers(unet, config),
+    ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)`` (float64 from the model's ᾱ) at the integer timestep
+    the UNet receives, so the result equals
+    ``tm.gradient_estimation(tm.images.from_diffusers(unet, config, clip_sample=...),
     scheduler.sigmas, √(1 + σ_N²) ξ)`` rescaled to z (the pipeline starts at
     ``z_N = ξ``, i.e. ``init_noise_sigma = 1``, as diffusers' DDIM does; that is
     ``x_N = √(1 + σ_N²) ξ`` rather than ``σ_N ξ``, a relative difference
-    ``≈ 1/(2σ_N²)``).
+    ``≈ 1/(2σ_N²)``). For the paper's model, ``scheduler.sigmas`` is
+    ``tm.schedules.paper(N, dataset, discrete=True)[0]``.
 
     Parameters (config)
     -------------------
@@ -125,9 +84,22 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         Largest σ of the paper's log-linear schedule (clipped to ``σ(T − 1)``); the
         paper uses 40 on CIFAR-10 (THEORY §5), the default here.
     timestep_schedule : {"paper", "linspace"}
-        ``"paper"``: THEORY §5's recipe (:func:`paper_timesteps`). ``"linspace"``: the
-        plain DDIM grid ``t_k = floor(linspace(T − 1, 0, N + 1))`` (from ``σ(T − 1)``,
-        ``sigma_max`` unused), for DDIM comparisons with ``gamma=1``.
+        ``"paper"``: THEORY §5's recipe (:func:`toymanifold.schedules.paper_timesteps`;
+        σ_max = 40 and 10 steps on linear betas: 853, 765, 665, 549, 415, 271, 149, 73,
+        33, 14, then 0). ``"linspace"``: the DDIM grid ``t_k = ⌊linspace(T − 1, 0, N + 1)⌋``
+        (from ``σ(T − 1)``, ``sigma_max`` unused), for DDIM comparisons with ``gamma=1``;
+        it is the paper code's DDIM baseline (σ_max = 157 maps to ``T − 1`` there).
+    clip_sample : bool
+        Clip ``x̂0 = x_t − σ_t ε_t`` to ``[−clip_sample_range, clip_sample_range]`` and use
+        ``ε_t = (x_t − x̂0)/σ_t`` from the clipped ``x̂0`` (in the update and as the next
+        step's ``ε_{t+1}``), as the paper's scheduler does by default. Default ``False``:
+        the plain update above. The σ-space equivalent is
+        ``from_diffusers(..., clip_sample=True)``. Unlike other keys, ``clip_sample`` and
+        ``clip_sample_range`` are not taken over from another scheduler's config in
+        :meth:`from_config` (diffusers' DDPM and DDIM configs say ``True``); pass them as
+        keywords.
+    clip_sample_range : float
+        The clipping bound (1 for data in [−1, 1]).
 
     Examples
     --------
@@ -152,6 +124,8 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         mu: float = 0.0,
         sigma_max: float = 40.0,
         timestep_schedule: str = "paper",
+        clip_sample: bool = False,
+        clip_sample_range: float = 1.0,
     ) -> None:
         if not (isinstance(gamma, (int, float)) and gamma > 0):
             raise ValueError(f"gamma must be > 0, got {gamma!r}")
@@ -161,6 +135,10 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"sigma_max must be > 0, got {sigma_max!r}")
         if timestep_schedule not in TIMESTEP_SCHEDULES:
             raise ValueError(f"timestep_schedule must be one of {TIMESTEP_SCHEDULES}, got {timestep_schedule!r}")
+        if not isinstance(clip_sample, bool):
+            raise TypeError(f"clip_sample must be a bool, got {type(clip_sample).__name__}")
+        if not (isinstance(clip_sample_range, (int, float)) and clip_sample_range > 0):
+            raise ValueError(f"clip_sample_range must be > 0, got {clip_sample_range!r}")
         cfg = {
             "num_train_timesteps": num_train_timesteps,
             "beta_start": beta_start,
@@ -185,6 +163,16 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         self._eps_prev: torch.Tensor | None = None
         self._last: int | None = None
 
+    @classmethod
+    def from_config(cls, config: Any = None, return_unused_kwargs: bool = False, **kwargs):
+        """diffusers' ``from_config``, except that ``clip_sample``/``clip_sample_range`` of
+        another scheduler's config are not taken over (they stay at their defaults unless
+        passed as keywords); a saved ``GradientEstimationScheduler`` config keeps its own."""
+        cfg = getattr(config, "config", config)
+        if isinstance(cfg, Mapping) and cfg.get("_class_name", cls.__name__) != cls.__name__:
+            cfg = {k: v for k, v in cfg.items() if k not in _NOT_INHERITED}
+        return super().from_config(cfg, return_unused_kwargs=return_unused_kwargs, **kwargs)
+
     # -- schedule ---------------------------------------------------------------------
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None, **kwargs) -> None:
@@ -197,10 +185,10 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         if not 1 <= num_inference_steps < T:
             raise ValueError(f"num_inference_steps must lie in [1, {T - 1}], got {num_inference_steps}")
         if self.config.timestep_schedule == "paper":
-            ts = paper_timesteps(self.train_sigmas, num_inference_steps, self.config.sigma_max)
+            ts = paper_timesteps(num_inference_steps, self.config.sigma_max, self.alphas_cumprod)
         else:
-            grid = np.floor(np.linspace(T - 1, 0, num_inference_steps + 1)).astype(np.int64)
-            ts = _dedupe(torch.from_numpy(grid), num_inference_steps)
+            # N ≤ T − 1: the grid's spacing is ≥ 1, so the floors are distinct
+            ts = torch.from_numpy(np.floor(np.linspace(T - 1, 0, num_inference_steps + 1)).astype(np.int64))
         self.num_inference_steps = int(ts.shape[0] - 1)
         self._timesteps_full = ts
         self.sigmas = self.train_sigmas[ts]
@@ -241,6 +229,9 @@ class GradientEstimationScheduler(SchedulerMixin, ConfigMixin):
         s, s_prev = float(self.sigmas[i]), float(self.sigmas[i + 1])
         eps = model_output
         x = sample * math.sqrt(1.0 + s * s)
+        if self.config.clip_sample:
+            r = float(self.config.clip_sample_range)
+            eps = (x - (x - s * eps).clamp(-r, r)) / s
 
         def noise() -> torch.Tensor:
             # drawn on the generator's device, as tm.sample does, then moved

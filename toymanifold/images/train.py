@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ..validation import arg_int, arg_positive_float, check_int, check_nonnegative, check_positive
 from ._optional import require
 
 __all__ = [
@@ -151,16 +152,37 @@ def _find_checkpoint(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"no checkpoint found in {p} (expected {p / CHECKPOINT}/model and scheduler)")
 
 
+def _existing_checkpoint(out: Path) -> Path | None:
+    """The checkpoint a run in ``out`` would replace (``out/checkpoint`` or its ``.old`` copy), if any."""
+    for cand in (out / CHECKPOINT, out / f".{CHECKPOINT}.old"):
+        if cand.exists():
+            return cand
+    return None
+
+
+def _check_finite_tensors(tensors: dict[str, torch.Tensor], where: Path) -> None:
+    """Refuse weights holding NaN or inf: a diverged run's checkpoint, never something to sample from."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"checkpoint {where} holds non-finite values (NaN or inf) in {name!r}: refused")
+
+
 def load_unet(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Load a trained model: ``(unet, scheduler_config)`` from ``DIR`` or ``DIR/checkpoint``.
 
     Weights come from safetensors (no unpickling). The UNet is in eval mode on ``device``.
+    Raises ``FileNotFoundError`` without a checkpoint and ``ValueError`` for a damaged one
+    or weights holding NaN or inf.
     """
     diffusers = require("diffusers", "load_unet")
     ckpt = _find_checkpoint(path)
-    unet = diffusers.UNet2DModel.from_pretrained(ckpt / "model", use_safetensors=True).to(resolve_device(device))
-    sched = diffusers.DDPMScheduler.from_pretrained(ckpt / "scheduler")
-    return unet.eval(), sched.config
+    try:
+        unet = diffusers.UNet2DModel.from_pretrained(ckpt / "model", use_safetensors=True)
+        sched = diffusers.DDPMScheduler.from_pretrained(ckpt / "scheduler")
+    except Exception as exc:  # diffusers raises OSError, ValueError, JSON and safetensors errors
+        raise ValueError(f"damaged checkpoint {ckpt}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+    _check_finite_tensors(unet.state_dict(), ckpt / "model")
+    return unet.to(resolve_device(device)).eval(), sched.config
 
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
@@ -189,6 +211,7 @@ def train_unet(
     progress: bool = True,
     data: torch.Tensor | None = None,
     max_seconds: float | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Train an ε-prediction ``UNet2DModel`` (THEORY §1) and checkpoint it under ``out``.
 
@@ -199,9 +222,17 @@ def train_unet(
     dataset : {"digits", "cifar10"}
         Training images (``data`` overrides it with a tensor ``(N, C, H, W)`` in [−1, 1]).
     steps : int
-        Total optimizer steps (a resumed run continues up to ``steps``).
+        Total optimizer steps, ``≥ 1`` (a resumed run continues up to ``steps``; fewer
+        than the checkpoint's step is refused).
     resume : bool
-        Continue from ``out/checkpoint`` (weights, optimizer, generator state, step).
+        Continue from ``out/checkpoint`` (weights, optimizer, generator state, step). The
+        settings that shape the run (dataset, batch size, learning rate, warm-up, EMA
+        decay, seed, UNet config) must equal the checkpoint's.
+    overwrite : bool
+        Without ``resume``, a folder that already holds a checkpoint is refused (it would
+        be replaced at the first save); ``overwrite=True`` replaces it.
+    checkpoint_every : int
+        Save every that many steps (``0``: only at the end).
     max_seconds : float, optional
         Stop (and checkpoint) once this run has taken that long, even before ``steps``.
     unet_config : dict, optional
@@ -213,13 +244,40 @@ def train_unet(
     dict
         ``step``, ``loss`` (mean of the last 100 steps), ``seconds`` (this run),
         ``checkpoint`` (path).
+
+    Raises
+    ------
+    ValueError
+        Bad settings, a checkpoint in ``out`` without ``resume``/``overwrite``, a resume
+        whose settings differ from the checkpoint's, or a damaged checkpoint (one line
+        each; nothing is written).
+    FloatingPointError
+        The loss became NaN or inf: training stops before that step's update and the
+        last checkpoint on disk is kept.
     """
     diffusers = require("diffusers", "train_unet")
-    from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
-    dev = resolve_device(device)
+    steps = check_int(steps, "steps", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_positive(lr, "lr")
+    warmup = check_int(warmup, "warmup", minimum=0)
+    ema_decay = check_nonnegative(ema_decay, "ema_decay")
+    if ema_decay >= 1:
+        raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+    seed = check_int(seed, "seed", minimum=0)
+    checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=0)
+    if max_seconds is not None:
+        max_seconds = check_positive(max_seconds, "max_seconds")
     out = Path(out)
+    if resume and overwrite:
+        raise ValueError("give at most one of resume and overwrite")
+    existing = None if resume else _existing_checkpoint(out)
+    if existing is not None and not overwrite:
+        raise ValueError(
+            f"{out} already holds a checkpoint ({existing}); pass --resume to continue it or --overwrite to replace it"
+        )
+    dev = resolve_device(device)
     x_all = _load_data(dataset, data_root) if data is None else torch.as_tensor(data, dtype=torch.float32)
     if unet_config is None:
         unet_config = digits_unet_config() if x_all.shape[-1] == 8 else cifar10_unet_config()
@@ -246,22 +304,26 @@ def train_unet(
     history: list = []
     if resume:
         ckpt = _find_checkpoint(out)
-        state = json.loads((ckpt / "state.json").read_text())
-        for k in ("batch_size", "seed", "unet_config"):
-            if json.loads(json.dumps(meta[k])) != state[k]:
-                raise ValueError(f"--resume: {k} differs from the checkpoint ({meta[k]} vs {state[k]})")
-        tensors = load_file(str(ckpt / "state.safetensors"))
-        unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("param.")})
-        opt_state: dict = {}
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, idx, name = k.split(".", 2)
-                opt_state.setdefault(int(idx), {})[name] = v.to(dev) if name != "step" else v
-        opt.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
-        gen.set_state(tensors["rng"])
+        state, tensors, ema = _read_resume_state(ckpt, diffusers)
+        for k in ("dataset", "batch_size", "lr", "warmup", "ema_decay", "seed", "unet_config"):
+            if json.loads(json.dumps(meta[k])) != state.get(k):
+                raise ValueError(f"--resume: {k} differs from the checkpoint ({meta[k]} vs {state.get(k)})")
         start = int(state["step"])
+        if steps < start:
+            raise ValueError(f"--resume: steps = {steps} is below the checkpoint's step {start}")
+        try:
+            unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("param.")})
+            opt_state: dict = {}
+            for k, v in tensors.items():
+                if k.startswith("opt."):
+                    _, idx, name = k.split(".", 2)
+                    opt_state.setdefault(int(idx), {})[name] = v.to(dev) if name != "step" else v
+            opt.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
+            gen.set_state(tensors["rng"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"damaged checkpoint {ckpt}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
         history = state.get("history", [])
-        ema = diffusers.UNet2DModel.from_pretrained(ckpt / "model", use_safetensors=True).to(dev)
+        ema = ema.to(dev)
     else:
         ema = diffusers.UNet2DModel(**unet_config).to(dev)
         ema.load_state_dict(unet.state_dict())
@@ -282,6 +344,13 @@ def train_unet(
         a = abar[t].reshape(-1, 1, 1, 1)
         z = a.sqrt() * x_all[idx] + (1 - a).sqrt() * eps
         loss = torch.nn.functional.mse_loss(unet(z, t).sample, eps)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            # Before the update: the weights in memory and the last checkpoint stay finite.
+            raise FloatingPointError(
+                f"training diverged at step {step}: loss = {loss_value} (lr = {lr}); the last checkpoint in {out} "
+                "is kept; resume from it with a lower --lr"
+            )
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, steps, lr, warmup)
         opt.zero_grad(set_to_none=True)
@@ -292,7 +361,7 @@ def train_unet(
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.lerp_(p, 1.0 - decay)
-        recent.append(loss.item())
+        recent.append(loss_value)
         recent = recent[-100:]
         if (step + 1) % 50 == 0:
             history.append([step + 1, sum(recent) / len(recent)])
@@ -312,6 +381,23 @@ def train_unet(
     }
 
 
+def _read_resume_state(ckpt: Path, diffusers) -> tuple[dict, dict[str, torch.Tensor], Any]:
+    """``(state.json, state.safetensors tensors, EMA UNet)`` of a checkpoint, or a ``ValueError`` if damaged."""
+    from safetensors.torch import load_file
+
+    try:
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            raise ValueError("state.json has no integer 'step'")
+        tensors = load_file(str(ckpt / "state.safetensors"))
+        ema = diffusers.UNet2DModel.from_pretrained(ckpt / "model", use_safetensors=True)
+    except Exception as exc:  # JSON, safetensors, diffusers and file errors all mean a damaged checkpoint
+        raise ValueError(f"damaged checkpoint {ckpt}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+    _check_finite_tensors(tensors, ckpt / "state.safetensors")
+    _check_finite_tensors(ema.state_dict(), ckpt / "model")
+    return state, tensors, ema
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -329,9 +415,13 @@ def _handler(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             data_root=args.data_root,
             progress=not args.no_progress,
+            overwrite=args.overwrite,
         )
-    except (RuntimeError, ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"toymanifold train-images: error: {exc}", file=sys.stderr)
+    except FloatingPointError as exc:
+        print(f"toymanifold train-images: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except (RuntimeError, ValueError, OSError, ImportError) as exc:
+        print(f"toymanifold train-images: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(
         f"trained {summary['step']} steps in {summary['seconds']:.1f} s, loss {summary['loss']:.4f}; "
@@ -351,12 +441,15 @@ def add_train_images_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (cifar10 only)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", required=True, help="output folder (checkpoint in OUT/checkpoint)")
-    p.add_argument("--steps", type=int, default=6000, help="total optimizer steps")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--steps", type=arg_int(1), default=6000, help="total optimizer steps")
+    p.add_argument("--batch-size", type=arg_int(1), default=128)
+    p.add_argument("--lr", type=arg_positive_float, default=2e-3)
+    p.add_argument("--seed", type=arg_int(0), default=0)
+    p.add_argument("--checkpoint-every", type=arg_int(0), default=1000, help="save every K steps (0: only at the end)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a checkpoint already in OUT (refused without this flag)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_handler)
     return p

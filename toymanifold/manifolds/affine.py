@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..validation import as_tensor, check_positive
-from .base import Manifold, row_blocks
+from .base import Manifold, row_norm
 
 __all__ = ["AffineSubspace"]
 
@@ -17,7 +17,8 @@ class AffineSubspace(Manifold):
 
     Its data is Gaussian, ``N(c, s² P)`` with ``P`` the orthogonal projector onto the
     span, so that the ideal denoiser has the closed form of THEORY §4 and the
-    concentration of THEORY §2 is exact: ``dist(x0 + σε)² = σ² χ²_{n−d}``.
+    concentration of THEORY §2 is exact: ``dist(x0 + σε)² = σ² χ²_{n−d}``. ``project``
+    is affine, ``c + P(x − c)``, so its Jacobian is ``P``.
 
     Parameters
     ----------
@@ -84,32 +85,18 @@ class AffineSubspace(Manifold):
         normal_side = self.ambient_dim - self.intrinsic_dim < self.intrinsic_dim
         m = (self._normal_basis if normal_side else self.basis).to(dtype=x.dtype, device=x.device)
         c = self.offset.to(dtype=x.dtype, device=x.device)
-        coords = x @ m.T
-        coords.sub_(c @ m.T)
-        if not normal_side:
-            p = coords @ m
-            p.add_(c)
-            return p, None
-        if m.shape[0] == 1:
-            # A hyperplane: x − s n with s = ⟨x − c, n⟩, one pass per column and per
-            # row block (a broadcast over a short last dimension costs several passes).
-            p = torch.empty_like(x, memory_format=torch.contiguous_format)
-            normal = m[0].tolist()
-            for b in row_blocks(x):
-                for i, n_i in enumerate(normal):
-                    torch.add(x[b, i], coords[b, 0], alpha=-n_i, out=p[b, i])
-            return p, coords
-        return torch.addmm(x, coords, m, alpha=-1.0), coords
+        coords = x @ m.T - c @ m.T
+        if normal_side:
+            return x - coords @ m, coords
+        return c + coords @ m, None
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return self._parts(x)[0]
 
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p, normal_coords = self._parts(x)
-        if normal_coords is None:
-            return p, torch.linalg.vector_norm(x - p, dim=-1)
         # ‖x − p‖ is the norm of the normal coordinates (N has orthonormal rows).
-        return p, torch.linalg.vector_norm(normal_coords, dim=-1)
+        return p, row_norm(x - p if normal_coords is None else normal_coords)
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
         b = self.basis.to(dtype=p.dtype, device=p.device)

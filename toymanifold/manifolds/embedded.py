@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..validation import as_manifold, as_points, check_int
-from .base import Manifold
+from .base import Manifold, row_norm
 
 __all__ = ["Embedded"]
 
@@ -17,6 +17,7 @@ class Embedded(Manifold):
     ``proj_K(x) = Q proj_base(Qᵀx)`` and
     ``dist_K(x)² = dist_base(Qᵀx)² + ‖(I − QQᵀ)x‖²``; intrinsic dimension and reach
     are the base's. This is how users study ``n ≫ d`` (THEORY §2, concentration).
+    Gradients are the base's, carried through the linear maps ``Q`` and ``Qᵀ``.
 
     Parameters
     ----------
@@ -68,8 +69,8 @@ class Embedded(Manifold):
         y = x @ q
         p_base, d_base = self.base._project_with_distance(y)
         off = x - y @ q.T
-        dist = torch.sqrt(d_base * d_base + (off * off).sum(-1))
-        return p_base @ q.T, dist
+        # dist² = d_base² + ‖off‖², as one norm (exact where squares would overflow).
+        return p_base @ q.T, row_norm(torch.cat([off, d_base[:, None]], dim=1))
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         q = self.frame.to(dtype=x.dtype, device=x.device)

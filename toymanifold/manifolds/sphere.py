@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ..validation import as_tensor, check_finite, check_int, check_positive
-from .base import Manifold, check_sum_bound, project_in_blocks
+from ..validation import as_tensor, check_int, check_positive
+from .base import Manifold, plain_norms_are_exact
 
 __all__ = ["Circle", "Sphere"]
 
@@ -18,6 +16,8 @@ class Sphere(Manifold):
     Exact oracles (THEORY §4): ``proj(x) = c + R u/‖u‖`` with ``u = x − c`` and
     ``dist(x) = |‖u‖ − R|``; the reach is ``R``. The centre is the whole medial axis:
     there every point of the sphere is nearest, and ``project`` returns ``c + R e_0``.
+    Both oracles are these formulas, so autograd differentiates them: ``project`` has
+    Jacobian ``R (I − ûûᵀ)/‖u‖`` (``û = u/‖u‖``) off the centre.
 
     Parameters
     ----------
@@ -36,8 +36,6 @@ class Sphere(Manifold):
     tensor([1.], dtype=torch.float64)
     """
 
-    _checks_finite = True  # in the pass that checks for the centre (_project_block)
-
     def __init__(self, dim: int, radius: float = 1.0, center=None):
         self.intrinsic_dim = check_int(dim, "dim", minimum=1)
         self.ambient_dim = self.intrinsic_dim + 1
@@ -49,7 +47,7 @@ class Sphere(Manifold):
             if c.shape != (self.ambient_dim,):
                 raise ValueError(f"center must have shape ({self.ambient_dim},), got shape {tuple(c.shape)}")
             self.center = c
-        self._origin_centred = not bool(self.center.any())
+        self._off_origin = bool(self.center.any())
 
     @property
     def reach(self) -> float:
@@ -64,83 +62,44 @@ class Sphere(Manifold):
         # A standard Gaussian direction is uniform on the sphere; a zero draw has probability 0.
         return self.center + self.radius * g / torch.linalg.vector_norm(g, dim=-1, keepdim=True)
 
-    def _unit_direction(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
-        e0 = torch.zeros_like(u)
-        e0[:, 0] = 1.0
-        # At the centre every point is nearest; pick c + R e_0 rather than 0/0.
-        direction = torch.where(norm > 0, u / torch.where(norm > 0, norm, 1.0), e0)
-        return direction, norm.squeeze(-1)
-
-    def _project_block(self, x: torch.Tensor, p: torch.Tensor, dist: torch.Tensor | None) -> None:
-        """Write ``proj(x)`` into ``p`` (and ``dist(x)`` into ``dist``) for one row block.
-
-        ``p = c + u · R/‖u‖`` with ``u = x − c``. For a few columns the squared norm and
-        the scaled write are one strided pass per column: a reduction or a broadcast
-        over a trailing dimension of 2–3 runs an inner loop of a few elements per row
-        and costs several passes. ``R/‖u‖`` comes from ``rsqrt`` (about twice as fast
-        as ``sqrt``, within an ulp or two of ``R/sqrt``); ``dist`` uses a correctly
-        rounded ``sqrt``. ``project`` and ``project_with_distance`` both come here, so
-        their points agree bit for bit (callers compare the two).
-        """
-        u = x if self._origin_centred else x - self.center.to(dtype=x.dtype, device=x.device)
-        n = u.shape[1]
-        if n <= 4:
-            cols = u.unbind(1)
-            sq = torch.mul(cols[0], cols[0])
-            for col in cols[1:]:
-                sq.addcmul_(col, col)
-        else:
-            sq = torch.mul(u, u) @ torch.ones(n, dtype=u.dtype, device=u.device)
-        if dist is not None:
-            torch.sqrt(sq, out=dist).sub_(self.radius).abs_()
-        inv = torch.rsqrt(sq)  # R/‖u‖ below
-        # Two dot products check the block: Σ ‖u‖²/‖u‖ + Σ 1/‖u‖² is NaN or inf where
-        # a row holds NaN/inf, sits at the centre (0·inf) or overflows in ‖u‖²
-        # (inf·0), and huge where ‖u‖² is subnormal (imprecise).
-        total = float(torch.dot(sq, inv)) + float(torch.dot(inv, inv)) if sq.numel() else 0.0
-        if self.radius != 1.0:
-            inv.mul_(self.radius)
-        if n <= 4:
-            for col, out in zip(cols, p.unbind(1)):
-                torch.mul(col, inv, out=out)
-        else:
-            torch.mul(u, inv[:, None], out=p)
-        if not self._origin_centred:
-            p.add_(self.center.to(dtype=x.dtype, device=x.device))
-        if not total <= check_sum_bound(x.dtype):  # (also true for NaN)
-            self._fix_rows(x, u, sq, p, dist)
-
-    def _fix_rows(self, x, u, sq, p, dist) -> None:
-        """Rows with ``‖u‖²`` zero, subnormal, infinite or NaN, redone without it.
-
-        Raises the input error for NaN/inf. Otherwise ``u`` is rescaled by its largest
-        entry before the norm is taken; at the centre (``u = 0``) every point of the
-        sphere is nearest, and ``c + R e_0`` is returned rather than 0/0.
-        """
-        check_finite(x, "x")
-        tiny = torch.finfo(sq.dtype).tiny
-        rows = torch.nonzero(~((sq >= tiny) & (sq < math.inf))).squeeze(1)
-        ur = u[rows]
-        m = ur.abs().amax(dim=1, keepdim=True)
-        v = ur / torch.where(m > 0, m, 1.0)
-        nv = torch.linalg.vector_norm(v, dim=1, keepdim=True)
-        e0 = torch.zeros_like(v)
-        e0[:, 0] = 1.0
-        direction = torch.where(m > 0, v / torch.where(m > 0, nv, 1.0), e0)
-        p[rows] = self.center.to(dtype=x.dtype, device=x.device) + self.radius * direction
-        if dist is not None:
-            dist[rows] = (m * nv).squeeze(1).sub_(self.radius).abs_()
-
     def _project_with_distance(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return project_in_blocks(self._project_block, x, with_distance=True)
+        """``proj(x) = c + R u/‖u‖`` and ``dist(x) = |‖u‖ − R|`` with ``u = x − c`` (THEORY §4).
+
+        Where a point is the centre, or the squares of ``u`` over- or underflow,
+        ``plain_norms_are_exact`` says no and the batch takes ``_project_scaled``.
+        """
+        c = self.center.to(dtype=x.dtype, device=x.device)
+        u = x - c if self._off_origin else x  # (the broadcast subtraction costs three copies of x)
+        norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+        if not plain_norms_are_exact(norm):
+            return self._project_scaled(u, c)
+        p = torch.addcmul(c, u, self.radius / norm) if self._off_origin else u * (self.radius / norm)
+        return p, (norm.squeeze(1) - self.radius).abs()
+
+    def _project_scaled(self, u: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same formula with ``v = u/m``, ``m = maxᵢ |uᵢ|``, for any finite ``u``.
+
+        ``u/‖u‖ = v/‖v‖`` and ``‖u‖ = m ‖v‖``, and the squares of ``v`` lie in ``[0, 1]``:
+        none overflows or underflows (1e±160 in float64). At the centre every point of
+        the sphere is nearest: ``c + R e_0`` rather than 0/0 (the guarded divisions keep
+        the gradient finite there too).
+        """
+        m = u.detach().abs().amax(dim=-1, keepdim=True)  # a constant for the gradient (``scaled_norm``)
+        v = u / torch.where(m > 0, m, 1.0)
+        norm_v = torch.linalg.vector_norm(v, dim=-1, keepdim=True)  # in [1, √n], or 0 at the centre
+        at_centre = norm_v == 0
+        direction = torch.where(at_centre, self._e0(u), v / torch.where(at_centre, 1.0, norm_v))
+        return c + self.radius * direction, (m * norm_v - self.radius).abs().squeeze(1)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
-        return project_in_blocks(self._project_block, x, with_distance=False)[0]
+        return self._project_with_distance(x)[0]
+
+    def _e0(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.eye(1, self.ambient_dim, dtype=x.dtype, device=x.device)[0]
 
     def _tangent_basis(self, p: torch.Tensor) -> torch.Tensor:
-        c = self.center.to(dtype=p.dtype, device=p.device)
-        u, _ = self._unit_direction(p - c)
+        # The unit normal u at p (e_0 at the centre), as in the projection.
+        u = (self._project(p) - self.center.to(dtype=p.dtype, device=p.device)) / self.radius
         # Householder reflection H with H e_0 = −s u: its other columns are an orthonormal
         # basis of u's complement. Taking s = sign(u_0) keeps ‖v‖ ≥ √2 (no cancellation).
         s = torch.where(u[:, :1] >= 0, 1.0, -1.0).to(u.dtype)
