@@ -96,12 +96,31 @@ def _add_report_command(subparsers) -> None:
         type=Path,
         help="output folder (created; replaced if it holds an earlier report; refused if it holds anything else)",
     )
-    p.add_argument(
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
         "--manifold",
         type=_manifold_name,
-        default="sphere",
+        default=None,
         metavar="NAME",
         help="data set K: " + "; ".join(f"{k}: {d.summary}" for k, d in DATASETS.items()) + " (default: sphere)",
+    )
+    what.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="report on a trained image model instead, with its training set as K: a `toymanifold train-images` "
+        "output folder or a diffusers folder (save_pretrained of the UNet2DModel and its scheduler config)",
+    )
+    p.add_argument(
+        "--data",
+        choices=("digits", "cifar10"),
+        default=None,
+        help="with --model: the training set of the model (digits: scikit-learn's 8x8 digits; cifar10: needs "
+        "--data-root)",
+    )
+    p.add_argument(
+        "--data-root", default=None, metavar="DIR", help="with --data cifar10: the folder holding cifar-10-batches-py"
     )
     p.add_argument(
         "--ambient-dim",
@@ -115,7 +134,9 @@ def _add_report_command(subparsers) -> None:
     )
     p.add_argument("--seed", type=arg_int(0), default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device for the MLP and the samplers (default cpu)")
-    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run in well under 30 s")
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke run in well under 30 s (--model: under a minute)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_report)
 
@@ -175,10 +196,15 @@ def _check_device(name: str):
 
 def _run_report(args) -> int:
     device = _check_device(args.device)
+    if args.model is not None:
+        return _run_model_report(args, device)
+    for flag, value in (("--data", args.data), ("--data-root", args.data_root)):
+        if value is not None:
+            raise UsageError(f"{flag} is an option of the model report: use it with --model PATH")
     from .report import OutputError, ReportConfig, check_output_folder, run_report, write_report_atomically
 
     config = ReportConfig(
-        manifold=args.manifold,
+        manifold=args.manifold or "sphere",
         ambient_dim=args.ambient_dim,
         steps=args.steps,
         seed=args.seed,
@@ -189,7 +215,7 @@ def _run_report(args) -> int:
     # Everything that can be refused is refused before minutes of work.
     if args.ambient_dim is not None:
         try:
-            DATASETS[args.manifold].check_ambient_dim(args.ambient_dim)
+            DATASETS[config.manifold].check_ambient_dim(args.ambient_dim)
         except ValueError as exc:
             raise UsageError("--ambient-dim: " + str(exc).removeprefix("ambient_dim ")) from None
         if args.ambient_dim > MAX_REPORT_AMBIENT_DIM:
@@ -203,6 +229,45 @@ def _run_report(args) -> int:
         check_output_folder(args.out)
         results = run_report(config)
         out = write_report_atomically(results, args.out).parent
+    except OutputError as exc:
+        raise UsageError(f"--out: {exc}") from None
+    if not args.no_progress:
+        print(f"report written to {out}/report.html ({results['meta']['wall_time_s']:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _run_model_report(args, device) -> int:
+    """``report --model PATH --data NAME``: the model report (:mod:`analysis.model_report`)."""
+    for flag, value in (("--ambient-dim", args.ambient_dim), ("--steps", args.steps)):
+        if value is not None:
+            raise UsageError(f"{flag} is an option of the toy report and cannot be used with --model")
+    if args.data is None:
+        raise UsageError("--model needs --data (digits or cifar10): the data set the model was trained on")
+    if args.data_root is not None and args.data != "cifar10":
+        raise UsageError("--data-root is only used with --data cifar10")
+    from .model_report import InputError, ModelReportConfig, ModelReportContext, run_model_report, write_model_report
+    from .report import OutputError, check_output_folder, write_report_atomically
+
+    config = ModelReportConfig(
+        model=str(args.model),
+        data=args.data,
+        data_root=args.data_root,
+        seed=args.seed,
+        device=str(device),
+        quick=args.quick,
+        progress=not args.no_progress,
+    )
+    # Everything that can be refused (output folder, model, data, their fit) is refused before minutes of work.
+    try:
+        check_output_folder(args.out)
+        ctx = ModelReportContext.build(config)
+    except OutputError as exc:
+        raise UsageError(f"--out: {exc}") from None
+    except InputError as exc:
+        raise UsageError(f"{exc.option}: {exc}") from None
+    results = run_model_report(config, ctx)
+    try:
+        out = write_report_atomically(results, args.out, writer=write_model_report).parent
     except OutputError as exc:
         raise UsageError(f"--out: {exc}") from None
     if not args.no_progress:

@@ -71,10 +71,10 @@ __all__ = [
 class _Stages:
     """Runs the stages of the report under one progress bar (tqdm, can be turned off) and times them."""
 
-    def __init__(self, total: int, enabled: bool):
+    def __init__(self, total: int, enabled: bool, desc: str = "report"):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc="report", disable=not enabled, leave=False)
+        self.bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False)
         self.times: dict[str, float] = {}
 
     def __call__(self, name: str, fn, *args):

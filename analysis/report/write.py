@@ -94,11 +94,13 @@ def check_output_folder(out) -> Path:
     return out
 
 
-def write_report_atomically(results: dict[str, Any], out) -> Path:
+def write_report_atomically(results: dict[str, Any], out, *, writer=None) -> Path:
     """:func:`write_report` into a temporary folder beside ``out``, then rename it to ``out``.
 
     An earlier report in ``out`` is replaced only once the new one is complete.
-    Returns the path of ``report.html``.
+    ``writer(results, folder)`` replaces :func:`write_report` for another kind of report
+    with the same files (the model report's ``write_model_report``). Returns the path of
+    ``report.html``.
     """
     out = check_output_folder(out)
     parent = out.absolute().parent
@@ -110,7 +112,7 @@ def write_report_atomically(results: dict[str, Any], out) -> Path:
     try:
         # mkdtemp makes the folder private (0700); the report gets the permissions of any new folder.
         os.chmod(tmp, 0o777 & ~_umask())
-        write_report(results, tmp)
+        (writer or write_report)(results, tmp)
         _install(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
