@@ -261,7 +261,7 @@ def _floored(q: Mapping[str, Any], floor: float = 1e-8) -> dict[str, np.ndarray]
 def model_memorisation_figure(data: Mapping[str, Any]) -> Figure:
     """Section 4: distance of samples to the nearest training image, and the near-copy ratio.
 
-    Left: histograms (as densities on a log axis) of ``d1``, the distance to the nearest
+    Left: histograms (share of each group per bin, log-spaced bins) of ``d1``, the distance to the nearest
     training image, for the network's DDIM samples, the ideal denoiser's DDIM samples
     and the training images themselves (to the nearest *other* image); dotted: ``σ(0)√n``,
     the noise a perfect copy still carries at the end of a run. Right: ``d1/d2`` with the
@@ -278,13 +278,16 @@ def model_memorisation_figure(data: Mapping[str, Any]) -> Figure:
         for name, g in groups.items():
             color = COLORS[name]
             label = f"{name} ({g['count']}; near copies {g['share']:.1%})"
-            ax.hist(np.maximum(_arr(g["d1"]), edges[0]), bins=edges, density=True, histtype="step", lw=1.6,
+            d1 = np.maximum(_arr(g["d1"]), edges[0])
+            # Share of the group per bin, not a density: on log-spaced bins a density inflates the
+            # narrow bins of near copies by orders of magnitude and flattens everything else.
+            ax.hist(d1, bins=edges, weights=np.full(d1.size, 1.0 / max(d1.size, 1)), histtype="step", lw=1.6,
                     color=color, label=label)  # fmt: skip
             ax2.hist(_arr(g["ratio"]), bins=r_edges, density=True, histtype="step", lw=1.6, color=color, label=name)
         ax.axvline(data["final_noise"], color="0.4", ls=":", lw=1, label=r"$\sigma(0)\sqrt{n}$ (final noise)")
         ax.set_xscale("log")
         ax.set_xlabel(r"$d_1$: distance to the nearest training image")
-        ax.set_ylabel("density")
+        ax.set_ylabel("share of the group per bin")
         ax.set_title("Distance to the training set")
         ax.grid(True)
         ax.legend(loc="upper left")
