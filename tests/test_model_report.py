@@ -450,8 +450,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar", "empty", "junk"]
 
 
-def test_refuses_pickled_weights_wrong_sizes_and_other_predictions(tiny_model, tmp_path, capsys):
-    from diffusers import DDPMScheduler, UNet2DModel
+def test_refuses_pickled_weights_wrong_sizes_and_flow_models(tiny_model, tmp_path, capsys):
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler, UNet2DModel
 
     unet, sched_cfg = load_unet(tiny_model)
     pickled = tmp_path / "pickled"
@@ -463,10 +463,28 @@ def test_refuses_pickled_weights_wrong_sizes_and_other_predictions(tiny_model, t
     UNet2DModel(**{**TINY, "sample_size": 16}).save_pretrained(wrong_size)
     DDPMScheduler.from_config(sched_cfg).save_pretrained(wrong_size)
     _fails(capsys, [*base, "--model", str(wrong_size)], "does not fit --data digits")
-    vpred = tmp_path / "vpred"
-    unet.save_pretrained(vpred)
-    DDPMScheduler.from_config(sched_cfg, prediction_type="v_prediction").save_pretrained(vpred)
-    _fails(capsys, [*base, "--model", str(vpred)], "prediction_type='v_prediction'")
+    # A flow-matching scheduler has no ᾱ_t table: the report's σ range and timesteps are undefined.
+    flow = tmp_path / "flow"
+    unet.save_pretrained(flow)
+    FlowMatchEulerDiscreteScheduler().save_pretrained(flow)
+    _fails(capsys, [*base, "--model", str(flow)], "cannot use the model")
+
+
+def test_x0_and_v_prediction_models_are_measured_through_their_sigma_space_epsilon(tiny_model, tmp_path):
+    """THEORY §7: an x0- or v-prediction network is the same σ-space denoiser after a change of
+    variables, so the report takes it (and never reads its output as ε)."""
+    from diffusers import DDPMScheduler
+
+    from toymanifold.images import DiscreteTimeModel, from_diffusers
+
+    unet, sched_cfg = load_unet(tiny_model)
+    for prediction in ("sample", "v_prediction"):
+        folder = tmp_path / prediction
+        unet.save_pretrained(folder)
+        DDPMScheduler.from_config(sched_cfg, prediction_type=prediction).save_pretrained(folder)
+        loaded = load_model(folder)
+        den = from_diffusers(loaded.unet, loaded.scheduler_config, data_shape=(1, 8, 8))
+        assert isinstance(den, DiscreteTimeModel) and den.prediction == prediction
     assert not (tmp_path / "out").exists()
 
 

@@ -106,7 +106,7 @@ def _diffusers_folders(path: Path) -> tuple[Path, Path] | None:
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Load a trained ε-prediction ``UNet2DModel`` and its scheduler config from ``path``.
+    """Load a trained ``UNet2DModel`` (ε-, x0- or v-prediction) and its scheduler config from ``path``.
 
     ``path`` is a ``toymanifold train-images`` output folder (``model/`` and
     ``scheduler/`` in it or in its ``checkpoint/``) or a diffusers folder: a pipeline's
@@ -150,7 +150,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
 
 
 def _checked(model: LoadedModel) -> LoadedModel:
-    """``model`` if its scheduler config defines the noise levels of an ε-prediction model (THEORY §1)."""
+    """``model`` if its scheduler config defines a DDPM noise table (THEORY §1; any prediction type, THEORY §7)."""
     from toymanifold.images import alphas_cumprod_from_config
 
     try:
