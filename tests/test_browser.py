@@ -33,33 +33,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("TOYMANIFOLD_CHROMIUM", "/usr/bin/chromium"))
-# Headless, and nothing that phones home: without the background-networking flags Chromium
-# opens connections of its own, which fail without network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # WebGL (plotly's 3-D views) on the CPU, through Chromium's own software renderer.
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
 SOURCES = ["mkdocs.yml", "docs", "notebooks", "toymanifold", "analysis"]
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError as error:  # pragma: no cover - depends on the environment
-    pytest.skip(f"playwright is not installed ({error}): pip install -e '.[dev]'", allow_module_level=True)
-if not CHROMIUM.exists():  # pragma: no cover - depends on the environment
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set TOYMANIFOLD_CHROMIUM)",
-        allow_module_level=True,
-    )
+from _chromium import launch, sync_playwright  # noqa: E402 (skips this module without a browser)
 
 pytestmark = pytest.mark.slow
 
@@ -123,13 +99,7 @@ def origin(site):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh user-data dir
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-        )
+        context = launch(p, tmp_path_factory.mktemp("chromium-profile"))
         yield context
         context.close()
 

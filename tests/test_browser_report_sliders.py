@@ -19,27 +19,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # WebGL (the γ slider's 3-D view) on the CPU, through Chromium's own software renderer.
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError as error:  # pragma: no cover - depends on the environment
-    pytest.skip(f"playwright is not installed ({error}): pip install playwright", allow_module_level=True)
-if not CHROMIUM.exists():  # pragma: no cover - depends on the environment
-    pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium", allow_module_level=True)
+from _chromium import launch, sync_playwright  # noqa: E402 (skips this module without a browser)
 
 pytestmark = pytest.mark.slow
 
@@ -97,13 +77,7 @@ def test_moving_a_slider_changes_the_traces_to_that_steps_values(report, tmp_pat
     errors: list[str] = []
     origin = report.as_uri()
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh user-data dir
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-        )
+        context = launch(p, tmp_path / "chromium-profile")
         try:
             page = context.new_page()
             page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -149,13 +123,7 @@ def test_the_page_does_not_overflow_sideways_at_800_px(report, tmp_path):
     """A reader on a narrow window scrolls down, never sideways: the page is no wider than 800 px
     (wide tables and figures scroll inside their own boxes)."""
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 800, "height": 900},
-        )
+        context = launch(p, tmp_path / "chromium-profile", width=800)
         try:
             page = context.new_page()
             page.goto(report.as_uri(), wait_until="load")
