@@ -78,3 +78,23 @@ def trajectory_iterates(
     if xs.shape[-1] != ambient_dim:
         raise ValueError(f"traj.xs flattens to n = {xs.shape[-1]} but manifold.ambient_dim = {ambient_dim}")
     return s, xs
+
+
+def run_metadata(config: Any, device: Any, t_start: float, stage_times: dict, **extra: Any) -> dict[str, Any]:
+    """The ``meta`` part of a report's ``results.json``: versions, the run's settings and its times."""
+    import platform
+    import time
+
+    import toymanifold
+
+    return {
+        "toymanifold_version": toymanifold.__version__,
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "config": dataclasses.asdict(config),
+        **extra,
+        "device": str(device),
+        "wall_time_s": round(time.perf_counter() - t_start, 2),
+        "stage_times_s": stage_times,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }

@@ -29,16 +29,13 @@ For a notebook, the measurements are the functions of :mod:`analysis.model_repor
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import asdict
 from typing import Any
 
 import torch
 
-import toymanifold as tm
-
-from .._common import jsonable, one_cpu_thread
+from .._common import jsonable, one_cpu_thread, run_metadata
 from ..report import _Stages  # shared with the toy report
 from .context import (
     DATA_SETS,
@@ -134,15 +131,5 @@ def run_model_report(cfg: ModelReportConfig, ctx: ModelReportContext | None = No
         r |= stage("samplers", sampler_section, ctx)
         r |= checks_section(r)
     stage.bar.close()
-    meta = {
-        "toymanifold_version": tm.__version__,
-        "torch_version": torch.__version__,
-        "python": platform.python_version(),
-        "config": asdict(cfg),
-        "sizes": asdict(ctx.sizes),
-        "device": str(device),
-        "wall_time_s": round(time.perf_counter() - t_start, 2),
-        "stage_times_s": stage.times,
-        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
+    meta = run_metadata(cfg, device, t_start, stage.times, sizes=asdict(ctx.sizes))
     return jsonable({"meta": meta, **r})

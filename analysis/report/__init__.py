@@ -25,16 +25,12 @@ What is measured (THEORY sections in brackets):
 
 from __future__ import annotations
 
-import platform
 import time
-from dataclasses import asdict
 from typing import Any
 
 import torch
 
-import toymanifold as tm
-
-from .._common import jsonable, one_cpu_thread
+from .._common import jsonable, one_cpu_thread, run_metadata
 from .context import NFES, PERTURBED_ETA, ReportConfig, ReportContext, Sizes, toy_paper_schedule
 from .render import make_figures, render_html
 from .sections import (
@@ -108,14 +104,5 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
         r |= stage("schedules", schedules_section, ctx, r["suggest_schedule"])
         r |= stage("checks", checks_section, r)
     stage.bar.close()
-    meta = {
-        "toymanifold_version": tm.__version__,
-        "torch_version": torch.__version__,
-        "python": platform.python_version(),
-        "config": asdict(cfg),
-        "device": str(device),
-        "wall_time_s": round(time.perf_counter() - t_start, 2),
-        "stage_times_s": stage.times,
-        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
+    meta = run_metadata(cfg, device, t_start, stage.times)
     return jsonable({"meta": meta, **r})
